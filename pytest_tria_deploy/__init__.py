@@ -1,0 +1,1 @@
+"""Tria Deploy: a pytest plugin that decides whether a Tria deployment may take traffic."""

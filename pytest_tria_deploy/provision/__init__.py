@@ -1,0 +1,1 @@
+"""How a target's services come to exist."""

@@ -1,0 +1,1 @@
+"""Stand-ins for external services that cannot be reached from a test machine."""

@@ -1,0 +1,3 @@
+"""Tria AIBPO customer-service platform."""
+
+__version__ = "2.0.0"

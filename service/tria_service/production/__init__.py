@@ -1,0 +1,1 @@
+"""Production core: startup validation, health, lifecycle."""

@@ -1,0 +1,3 @@
+"""Shared fixtures for the project's own tests."""
+
+pytest_plugins = ("pytester",)
