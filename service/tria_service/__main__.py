@@ -1,0 +1,187 @@
+"""`python -m tria_service`: validate the configuration, then serve with uvicorn.
+
+Exit codes: 2 for bad configuration (every problem listed), 1 when startup is refused because a
+critical dependency failed (each one named). Both print a plain message to stderr, never a
+traceback. On SIGTERM readiness fails at once, in-flight requests finish, and the process exits
+within TRIA_SHUTDOWN_GRACE seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import dataclass
+
+import uvicorn
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tria_service.app import create_app
+from tria_service.config import ConfigError, Settings, load_settings, resolve_env_file
+from tria_service.logging import configure_logging
+from tria_service.production.lifecycle_manager import get_lifecycle_manager
+from tria_service.production.startup_orchestrator import StartupError
+from tria_service.redaction import redact, register_secrets
+
+EXIT_STARTUP_REFUSED = 1
+EXIT_BAD_CONFIG = 2
+# Share of the grace period kept for the shutdown callbacks (closing pools and clients), at most.
+LIFECYCLE_SHARE = 0.25
+LIFECYCLE_MAX_SECONDS = 5.0
+# HTTP client libraries log every request at INFO: one line per probe, every refresh interval.
+CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore")
+
+_SERVER_FIXES = {
+    "tria_host": "TRIA_HOST: must be a host name or address — e.g. 127.0.0.1 or 0.0.0.0",
+    "tria_port": "TRIA_PORT: must be an integer in 1..65535 — e.g. 8000",
+    "tria_shutdown_drain_delay": (
+        "TRIA_SHUTDOWN_DRAIN_DELAY: must be zero or a positive number of seconds — e.g. 0 or 5"
+    ),
+    "tria_log_level": "TRIA_LOG_LEVEL: must be one of debug, info, warning, error — e.g. info",
+}
+
+
+class ServerSettings(BaseSettings):
+    """Where to listen and how to drain: process concerns, not the service's own settings."""
+
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    tria_host: str = Field(default="127.0.0.1", min_length=1)
+    tria_port: int = Field(default=8000, ge=1, le=65535)
+    tria_shutdown_drain_delay: float = Field(
+        default=0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="seconds to keep accepting (readiness failing) after SIGTERM before draining",
+    )
+    tria_log_level: str = Field(default="info", pattern="^(?i:debug|info|warning|error)$")
+
+
+@dataclass(frozen=True)
+class ShutdownBudget:
+    """How TRIA_SHUTDOWN_GRACE is split: drain delay, then connection drain, then callbacks."""
+
+    drain_delay: float
+    connection_drain: int
+    callbacks: float
+
+    @classmethod
+    def split(cls, grace: float, drain_delay: float) -> ShutdownBudget:
+        remaining = max(grace - drain_delay, 0.0)
+        callbacks = min(LIFECYCLE_MAX_SECONDS, remaining * LIFECYCLE_SHARE)
+        return cls(drain_delay, math.floor(remaining - callbacks), max(callbacks, 0.1))
+
+
+def load_configuration() -> tuple[Settings, ServerSettings]:
+    """Both settings, or one ConfigError listing every problem of both."""
+    problems: list[str] = []
+    settings: Settings | None = None
+    server: ServerSettings | None = None
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        server = ServerSettings(_env_file=resolve_env_file())  # type: ignore[call-arg]
+    except ValidationError as exc:
+        fields = {str(e["loc"][0]) for e in exc.errors(include_input=False) if e["loc"]}
+        problems += [_SERVER_FIXES[f] for f in sorted(fields) if f in _SERVER_FIXES]
+    too_long = (
+        settings is not None
+        and server is not None
+        and server.tria_shutdown_drain_delay > settings.tria_shutdown_grace
+    )
+    if too_long:
+        problems.append(
+            "TRIA_SHUTDOWN_DRAIN_DELAY: is longer than TRIA_SHUTDOWN_GRACE — "
+            "lower it, or raise TRIA_SHUTDOWN_GRACE"
+        )
+    if problems or settings is None or server is None:
+        raise ConfigError(problems, resolve_env_file())
+    return settings, server
+
+
+class StartupFailureReporter:
+    """ASGI wrapper that keeps a refused startup to our own message, without uvicorn's traceback.
+
+    Starlette reports a lifespan exception to uvicorn with the formatted traceback, which uvicorn
+    logs; for the failures we expect (a dependency down, bad configuration) that is noise around
+    the one message that matters, so it is replaced by an empty one and the error kept for main().
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.error: StartupError | ConfigError | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_failure(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except (StartupError, ConfigError) as exc:
+            self.error = exc
+            await send({"type": "lifespan.startup.failed", "message": ""})
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+
+
+def serve(settings: Settings, server_settings: ServerSettings) -> int:
+    """Run uvicorn until it stops; the exit code for the process."""
+    budget = ShutdownBudget.split(
+        settings.tria_shutdown_grace, server_settings.tria_shutdown_drain_delay
+    )
+    lifecycle = get_lifecycle_manager()
+    lifecycle.total_budget = budget.callbacks
+    app = create_app(settings, handle_signals=True, drain_delay=budget.drain_delay)
+    reporter = StartupFailureReporter(app)
+    config = uvicorn.Config(
+        reporter,
+        host=server_settings.tria_host,
+        port=server_settings.tria_port,
+        lifespan="on",
+        log_config=None,
+        log_level=server_settings.tria_log_level.lower(),
+        timeout_graceful_shutdown=budget.connection_drain,
+    )
+    try:
+        uvicorn.Server(config).run()
+    except SystemExit as exc:
+        if reporter.error is not None:
+            return _report_refusal(reporter.error, settings)
+        return exc.code if isinstance(exc.code, int) else EXIT_STARTUP_REFUSED
+    return 0
+
+
+def _report_refusal(error: StartupError | ConfigError, settings: Settings) -> int:
+    print(redact(str(error), settings.secret_values()), file=sys.stderr)
+    return EXIT_BAD_CONFIG if isinstance(error, ConfigError) else EXIT_STARTUP_REFUSED
+
+
+def main() -> int:
+    try:
+        settings, server_settings = load_configuration()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    register_secrets(settings.secret_values())
+    configure_logging(server_settings.tria_log_level)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    return serve(settings, server_settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Helpers shared by the service tests: settings from an env dict, the app in-process, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from tria_service.app import create_app
+from tria_service.config import Settings
+from tria_service.production.health_monitor import HealthMonitor
+from tria_service.production.lifecycle_manager import LifecycleManager
+from tria_service.production.startup_orchestrator import StartupOrchestrator
+
+from pytest_tria_deploy.provision.processes import StandinServer
+
+HEALTH_JSON = "application/health+json"
+CHECK_KEYS = {
+    "postgresql:responseTime",
+    "redis:responseTime",
+    "openai:responseTime",
+    "chroma:responseTime",
+}
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Settings from a dict of env vars only (no .env file, explicit values win over os.environ)."""
+    fields = Settings.model_fields
+    values: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.lower() in fields}
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class InProcessApp:
+    app: FastAPI
+    client: httpx.AsyncClient
+    monitor: HealthMonitor
+    lifecycle: LifecycleManager
+    settings: Settings
+
+    def auth(self) -> dict[str, str]:
+        token = self.settings.tria_diagnostics_token.get_secret_value()
+        return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
+    """The app with its lifespan run for real (ASGITransport alone would skip it)."""
+    monitor, lifecycle = HealthMonitor(), LifecycleManager()
+    app = create_app(
+        settings,
+        orchestrator=StartupOrchestrator(settings),
+        monitor=monitor,
+        lifecycle=lifecycle,
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tria.test") as client:
+            yield InProcessApp(app, client, monitor, lifecycle, settings)
+
+
+def set_fault(server: StandinServer, mode: str, **extra: Any) -> None:
+    response = httpx.post(f"{server.url}/_admin/fault", json={"mode": mode, **extra}, timeout=5)
+    response.raise_for_status()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 30.0, interval: float = 0.1
+) -> bool:
+    """Poll until check() is true; False after a generous timeout (a bound, not a measurement)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(interval)
+    return False
+
+
+def assert_ietf_shape(body: dict[str, Any], checks: set[str] | None = None) -> None:
+    """The IETF health-check fields every body carries."""
+    assert body["status"] in {"pass", "warn", "fail"}
+    assert body["version"] == "2.0.0"
+    assert isinstance(body["releaseId"], str)
+    assert body["releaseId"]
+    assert body["serviceId"] == "tria-aibpo"
+    assert isinstance(body["description"], str)
+    if checks is not None:
+        assert set(body["checks"]) == checks
+        for entries in body["checks"].values():
+            (entry,) = entries
+            assert {
+                "componentType",
+                "observedValue",
+                "observedUnit",
+                "status",
+                "time",
+                "output",
+            } <= set(entry)
+            assert entry["status"] in {"pass", "warn", "fail"}
+            assert entry["observedUnit"] == "ms"
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus exposition: metric(t, "tria_probes_total", dependency="redis")."""
+    rendered = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.escape(f"{name}{{{rendered}}}" if labels else name) + r" ([0-9.e+-]+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, f"{name} {labels} not in /metrics"
+    return float(match.group(1))
+
+
+def wait_until(check: Callable[[], bool], within: float = 30.0, interval: float = 0.1) -> bool:
+    """Poll a blocking check until true; False after a generous bound (not a measurement)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def bearer(env: Mapping[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env['TRIA_DIAGNOSTICS_TOKEN']}"}

@@ -1,0 +1,200 @@
+"""LifecycleManager: order, deadlines, failures, idempotence, and the chained signal hook."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import pytest
+from tria_service.production.lifecycle_manager import (
+    LifecycleManager,
+    get_lifecycle_manager,
+    reset_lifecycle_manager,
+)
+
+
+def recorder(log: list[str], name: str):  # type: ignore[no-untyped-def]
+    async def callback() -> None:
+        await asyncio.sleep(0)
+        log.append(name)
+
+    return callback
+
+
+async def test_callbacks_run_in_reverse_registration_order() -> None:
+    calls: list[str] = []
+    manager = LifecycleManager()
+    for name in ("database", "redis", "monitor"):
+        manager.register(name, recorder(calls, name))
+
+    outcomes = await manager.shutdown()
+
+    assert calls == ["monitor", "redis", "database"]
+    assert [(o.name, o.outcome) for o in outcomes] == [
+        ("monitor", "ok"),
+        ("redis", "ok"),
+        ("database", "ok"),
+    ]
+
+
+async def test_a_failing_callback_is_reported_and_the_others_still_run() -> None:
+    calls: list[str] = []
+
+    async def broken() -> None:
+        raise RuntimeError("pool already closed")
+
+    manager = LifecycleManager()
+    manager.register("first", recorder(calls, "first"))
+    manager.register("broken", broken)
+    manager.register("last", recorder(calls, "last"))
+
+    outcomes = {o.name: o for o in await manager.shutdown()}
+
+    assert calls == ["last", "first"]
+    assert outcomes["broken"].outcome == "failed"
+    assert outcomes["broken"].error == "pool already closed"
+
+
+async def test_a_hanging_callback_is_cut_off_at_its_deadline() -> None:
+    calls: list[str] = []
+    never = asyncio.Event()
+
+    async def hangs() -> None:
+        await never.wait()
+
+    manager = LifecycleManager()
+    manager.register("first", recorder(calls, "first"))
+    manager.register("hangs", hangs, deadline=0.2)
+
+    started = time.perf_counter()
+    outcomes = {o.name: o for o in await manager.shutdown()}
+
+    assert outcomes["hangs"].outcome == "timed_out"
+    assert outcomes["hangs"].error == "did not finish within 0.2s"
+    assert calls == ["first"]
+    assert time.perf_counter() - started < 5  # the deadline fired, not the hang
+
+
+async def test_the_total_budget_bounds_the_whole_shutdown() -> None:
+    never = asyncio.Event()
+
+    async def hangs() -> None:
+        await never.wait()
+
+    manager = LifecycleManager(default_deadline=30, total_budget=0.3)
+    for name in ("a", "b", "c"):
+        manager.register(name, hangs)
+
+    started = time.perf_counter()
+    outcomes = await manager.shutdown()
+
+    assert [o.outcome for o in outcomes] == ["timed_out"] * 3
+    assert time.perf_counter() - started < 10  # 3 x 30 s without the budget
+
+
+async def test_shutdown_twice_runs_each_callback_once() -> None:
+    calls: list[str] = []
+    manager = LifecycleManager()
+    manager.register("only", recorder(calls, "only"))
+
+    first, second = await asyncio.gather(manager.shutdown(), manager.shutdown())
+    third = await manager.shutdown()
+
+    assert calls == ["only"]
+    assert first == second == third
+
+
+async def test_drain_hooks_run_once_and_refuse_new_work() -> None:
+    flips: list[str] = []
+    manager = LifecycleManager()
+    manager.on_drain(lambda: flips.append("readiness failing"))
+
+    def broken_hook() -> None:
+        raise RuntimeError("hook bug")
+
+    manager.on_drain(broken_hook)
+    manager.on_drain(lambda: flips.append("after the broken one"))
+    assert manager.accepting_work
+
+    manager.begin_drain()
+    manager.begin_drain()
+    await manager.shutdown()
+
+    assert flips == ["readiness failing", "after the broken one"]
+    assert manager.draining
+    assert not manager.accepting_work
+
+
+def test_invalid_deadlines_are_refused() -> None:
+    with pytest.raises(ValueError, match="default_deadline must be positive"):
+        LifecycleManager(default_deadline=0)
+    with pytest.raises(ValueError, match="deadline for 'x' must be positive"):
+        LifecycleManager().register("x", recorder([], "x"), deadline=-1)
+
+
+def test_the_module_accessor_returns_one_manager() -> None:
+    reset_lifecycle_manager()
+    assert get_lifecycle_manager() is get_lifecycle_manager()
+    reset_lifecycle_manager()
+
+
+class Received(list[int]):
+    """Signals the stand-in server handler saw, and an event set on the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = asyncio.Event()
+
+
+@pytest.fixture
+def own_sigterm() -> Iterator[Received]:
+    """A stand-in for uvicorn's handler, installed first; the originals are put back after."""
+    originals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    received = Received()
+
+    def server_handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        received.event.set()
+
+    signal.signal(signal.SIGTERM, server_handler)
+    try:
+        yield received
+    finally:
+        for sig, handler in originals.items():
+            signal.signal(sig, handler)
+
+
+async def test_sigterm_drains_first_then_reaches_the_server_handler(
+    own_sigterm: Received,
+) -> None:
+    order: list[str] = []
+    manager = LifecycleManager()
+    manager.on_drain(lambda: order.append(f"drain (server saw {len(own_sigterm)} signals)"))
+    assert manager.install_signal_handlers()
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.sleep(0.05)
+
+    assert order == ["drain (server saw 0 signals)"]
+    assert own_sigterm == [signal.SIGTERM]
+    manager.restore_signal_handlers()
+    assert signal.getsignal(signal.SIGTERM) is not None
+    assert signal.getsignal(signal.SIGTERM).__name__ == "server_handler"  # type: ignore[union-attr]
+
+
+async def test_drain_delay_holds_the_server_handler_back(own_sigterm: Received) -> None:
+    manager = LifecycleManager()
+    manager.install_signal_handlers(drain_delay=0.3)
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.sleep(0.05)
+    assert manager.draining
+    assert own_sigterm == []  # still accepting: readiness fails, the server keeps listening
+
+    await asyncio.wait_for(own_sigterm.event.wait(), timeout=10)
+    assert own_sigterm == [signal.SIGTERM]
+    manager.restore_signal_handlers()
