@@ -1,0 +1,202 @@
+"""``tria-deploy``: run a throwaway local Tria stack (``up``), stop one left running (``down``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import psutil
+import typer
+from filelock import FileLock
+from rich.console import Console
+from rich.table import Table
+
+from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.managed import owner_alive, reap_orphans, state_dir, wait_gone
+from pytest_tria_deploy.provision.stack import LocalStack, endpoints_env
+
+app = typer.Typer(
+    help="Tria Deploy: local stacks for verifying a Tria deployment.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def _state_file() -> Path:
+    return state_dir() / "stack.json"
+
+
+def _state_lock() -> FileLock:
+    return FileLock(state_dir() / "stack.lock", timeout=30)
+
+
+def _read_state() -> dict[str, object] | None:
+    try:
+        return dict(json.loads(_state_file().read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _claim_state(env_file: Path | None) -> None:
+    """Record this process as the running stack, refusing if another ``up`` is still alive."""
+    with _state_lock():
+        current = _read_state()
+        if current is not None and owner_alive(current):
+            console.print(
+                f"[red]A stack is already running (pid {current['owner_pid']}).[/red] "
+                "Stop it with [bold]tria-deploy down[/bold]."
+            )
+            raise typer.Exit(1)
+        me = psutil.Process()
+        record = {
+            "owner_pid": me.pid,
+            "owner_create_time": me.create_time(),
+            "env_file": str(env_file.resolve()) if env_file else None,
+        }
+        _state_file().write_text(json.dumps(record))
+
+
+def _release_state() -> None:
+    with _state_lock():
+        current = _read_state()
+        if current is not None and current.get("owner_pid") == os.getpid():
+            _state_file().unlink(missing_ok=True)
+
+
+def _env_text(endpoints: Endpoints) -> str:
+    return "".join(f"{name}={value}\n" for name, value in endpoints_env(endpoints).items())
+
+
+def _write_env_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _summary(stack: LocalStack, env_file: Path | None) -> Table:
+    """What runs where, without credentials."""
+    table = Table(title="Tria local stack", show_header=True)
+    table.add_column("component")
+    table.add_column("address")
+    table.add_column("pid", justify="right")
+    rows = [
+        ("service", stack.service),
+        ("postgres", stack.servers.postgres),
+        ("redis", stack.servers.redis),
+        ("chroma", stack.servers.chroma),
+        ("openai stand-in", stack.servers.openai),
+    ]
+    for name, server in rows:
+        if server is not None:
+            table.add_row(name, f"{server.host}:{server.port}", str(server.process.pid))
+    where = f"env file: {env_file}" if env_file else "env printed on stdout"
+    table.caption = f"{where}; logs in {stack.workdir}"
+    return table
+
+
+def _fail(exc: BaseException, note: str = "") -> NoReturn:
+    """A plain red message and exit code 1: no traceback for a problem the user must fix."""
+    console.print(str(exc), style="red", markup=False, highlight=False)
+    if note:
+        console.print(note, markup=False, highlight=False)
+    raise typer.Exit(1) from None
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+UP_HELP = (
+    "Start PostgreSQL, Redis, Chroma, the OpenAI stand-in and the service; print their env file."
+    "\n\nThe env file (DATABASE_URL, REDIS_URL, OPENAI_BASE_URL, OPENAI_API_KEY, CHROMA_URL, "
+    "TRIA_SERVICE_URL, TRIA_DIAGNOSTICS_TOKEN, SECRET_KEY, ...) holds the throwaway stack's "
+    "passwords and tokens: printing them is the purpose of this command, so run it only where "
+    "its output stays private. Runs until Ctrl-C or `tria-deploy down`, then stops everything."
+)
+
+
+@app.command(help=UP_HELP)
+def up(
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="Also write the env file here (mode 0600)."),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where logs and data go (default: a new temp dir, removed on exit)."),
+    ] = None,
+) -> None:
+    try:
+        _claim_state(env_file)
+    except OSError as exc:  # e.g. a state dir owned by another user
+        _fail(exc)
+    owned_workdir = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="tria-up-")) if workdir is None else workdir
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    keep_logs = False
+    try:
+        with LocalStack(root) as stack:
+            with console.status("starting PostgreSQL, Redis, Chroma, stand-in, then the service"):
+                endpoints = stack.start()
+            text = _env_text(endpoints)
+            if env_file is not None:
+                _write_env_file(env_file, text)
+            typer.echo(text, nl=False)
+            console.print(_summary(stack, env_file))
+            console.print("Press Ctrl-C or run [bold]tria-deploy down[/bold] to stop.")
+            threading.Event().wait()
+    except (ComponentStartError, OSError) as exc:
+        keep_logs = any(root.iterdir())
+        _fail(exc, note=f"logs kept in {root}" if keep_logs else "")
+    except KeyboardInterrupt:
+        console.print("stopped: every process of the stack is gone")
+    finally:
+        if env_file is not None:
+            env_file.unlink(missing_ok=True)
+        _release_state()
+        if owned_workdir and not keep_logs:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@app.command()
+def down(
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a graceful stop before killing.")
+    ] = 60.0,
+) -> None:
+    """Stop a stack left running by `tria-deploy up` (and any orphaned servers of a crashed run)."""
+    state = _read_state()
+    if state is not None and owner_alive(state):
+        pid = int(str(state["owner_pid"]))
+        owner = psutil.Process(pid)
+        console.print(f"stopping the stack of tria-deploy up (pid {pid})")
+        owner.terminate()
+        if not wait_gone(pid, timeout):
+            console.print(
+                f"[yellow]pid {pid} did not stop within {timeout:g}s: killing it[/yellow]"
+            )
+            with contextlib.suppress(psutil.Error):
+                owner.kill()
+            wait_gone(pid, 10.0)
+    elif state is None:
+        console.print("no stack recorded by tria-deploy up")
+    reaped = reap_orphans()
+    if reaped:
+        console.print(f"stopped leftover servers: {', '.join(reaped)}")
+    with _state_lock():
+        if (current := _read_state()) is not None and not owner_alive(current):
+            stale_env = current.get("env_file")
+            if isinstance(stale_env, str):
+                Path(stale_env).unlink(missing_ok=True)  # its secrets point at dead servers
+            _state_file().unlink(missing_ok=True)
+    console.print("[green]down[/green]")

@@ -1,0 +1,58 @@
+"""A throwaway Chroma server (``chroma run`` from the installed chromadb wheel)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+from pytest_tria_deploy.provision.binaries import chroma_command
+from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.server import Server, SpawnHook
+
+HOST = "127.0.0.1"
+
+
+class ChromaServer(Server):
+    """A running Chroma; ``url`` is ``http://127.0.0.1:<port>``."""
+
+    def __init__(
+        self, launch: Launch, *, port: int, timeout: float, on_spawn: SpawnHook | None
+    ) -> None:
+        self.host = HOST
+        self.port = port
+        super().__init__(launch, timeout, on_spawn)
+
+    def __repr__(self) -> str:
+        return f"ChromaServer(url={self.url!r}, pid={self.process.pid})"
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def probe(self) -> None:
+        """The v2 heartbeat answers 200."""
+        httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1.0).raise_for_status()
+
+
+def start_chroma(
+    workdir: Path,
+    port: int | None = None,
+    *,
+    timeout: float = 30.0,
+    on_spawn: SpawnHook | None = None,
+) -> ChromaServer:
+    """``chroma run`` with its data in the workdir, ready when the heartbeat answers."""
+    command = chroma_command()
+    port = claim_port("chroma", port)
+    data = workdir / f"chroma-{port}"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [*command, "run", "--path", str(data), "--host", HOST, "--port", str(port)]
+    env = {**os.environ, "NO_COLOR": "1", "ANONYMIZED_TELEMETRY": "False"}
+    launch = Launch(
+        name="chroma", argv=argv, log_path=workdir / f"chroma-{port}.log", env=env, cwd=data
+    )
+    server = ChromaServer(launch, port=port, timeout=timeout, on_spawn=on_spawn)
+    server.wait_ready()
+    return server

@@ -1,0 +1,167 @@
+"""The project's own Python servers, each run as ``python -m``: the OpenAI stand-in, the service."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.server import Server, SpawnHook
+
+HOST = "127.0.0.1"
+STANDIN_MODULE = "pytest_tria_deploy.standins.openai"
+SERVICE_MODULE = "tria_service"
+_PROBE_KEY = "tria-readiness-probe"
+_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
+_SECRET_MARKERS = ("URL", "KEY", "TOKEN", "PASSWORD", "SECRET")
+
+
+def secrets_in_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Values (and URL passwords) of variables whose names say they hold credentials."""
+    found: list[str] = []
+    for name, value in env.items():
+        if not value or not any(marker in name.upper() for marker in _SECRET_MARKERS):
+            continue
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            password = None
+        if password:
+            found.append(password)
+        elif not name.upper().endswith("URL"):
+            found.append(value)
+    return tuple(found)
+
+
+def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal env: a developer's own DATABASE_URL etc. must not leak into a test server."""
+    base = {name: os.environ[name] for name in _PASSTHROUGH if name in os.environ}
+    return {**base, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+class StandinServer(Server):
+    """The OpenAI stand-in; ``base_url`` ends in ``/v1`` (as the SDK wants), ``url`` is the root."""
+
+    def __init__(
+        self,
+        launch: Launch,
+        *,
+        port: int,
+        api_key: str | None,
+        timeout: float,
+        on_spawn: SpawnHook | None,
+    ) -> None:
+        self.host = HOST
+        self.port = port
+        self.api_key = api_key
+        super().__init__(launch, timeout, on_spawn)
+
+    def __repr__(self) -> str:
+        return f"StandinServer(url={self.url!r}, pid={self.process.pid})"
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def probe(self) -> None:
+        """GET /v1/models with the key answers 200."""
+        headers = {"Authorization": f"Bearer {self.api_key or _PROBE_KEY}"}
+        httpx.get(f"{self.base_url}/models", headers=headers, timeout=1.0).raise_for_status()
+
+
+def start_openai_standin(
+    workdir: Path,
+    port: int | None = None,
+    api_key: str | None = None,
+    extra_args: Sequence[str] = (),
+    *,
+    timeout: float = 20.0,
+    on_spawn: SpawnHook | None = None,
+) -> StandinServer:
+    """``python -m pytest_tria_deploy.standins.openai``, ready when /v1/models answers."""
+    port = claim_port("openai", port)
+    argv = [sys.executable, "-m", STANDIN_MODULE, "--host", HOST, "--port", str(port)]
+    if api_key:
+        argv += ["--api-key", api_key]
+    argv += list(extra_args)
+    workdir.mkdir(parents=True, exist_ok=True)
+    launch = Launch(
+        name="openai",
+        argv=argv,
+        log_path=workdir / f"openai-standin-{port}.log",
+        env=python_env(),
+        cwd=workdir,
+        secrets=(api_key,) if api_key else (),
+    )
+    server = StandinServer(launch, port=port, api_key=api_key, timeout=timeout, on_spawn=on_spawn)
+    server.wait_ready()
+    return server
+
+
+class ServiceServer(Server):
+    """The Tria service under uvicorn; ``url`` is ``http://127.0.0.1:<port>``."""
+
+    def __init__(
+        self, launch: Launch, *, port: int, timeout: float, on_spawn: SpawnHook | None
+    ) -> None:
+        self.host = HOST
+        self.port = port
+        super().__init__(launch, timeout, on_spawn)
+
+    def __repr__(self) -> str:
+        return f"ServiceServer(url={self.url!r}, pid={self.process.pid})"
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def probe(self) -> None:
+        """Readiness answers 200: every critical dependency is reachable."""
+        response = httpx.get(f"{self.url}/api/v1/health/readiness", timeout=2.0)
+        if response.status_code != 200:
+            raise ConnectionError(f"readiness answered {response.status_code}")
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the service has exited (e.g. on bad config), None if still running."""
+        return self.process.wait(timeout)
+
+
+def start_service(
+    workdir: Path,
+    env: Mapping[str, str],
+    port: int | None = None,
+    wait_ready: bool = True,
+    *,
+    timeout: float = 30.0,
+    on_spawn: SpawnHook | None = None,
+) -> ServiceServer:
+    """``python -m tria_service`` with only ``env`` (plus PATH etc.) and TRIA_HOST/TRIA_PORT.
+
+    It runs in its own directory under ``workdir`` so no stray ``.env`` is read. With
+    ``wait_ready=False`` it returns at once: for tests that expect the start to fail.
+    """
+    port = claim_port("service", port)
+    rundir = workdir / f"service-{port}"
+    rundir.mkdir(parents=True, exist_ok=True)
+    full_env = python_env({**env, "TRIA_HOST": HOST, "TRIA_PORT": str(port)})
+    launch = Launch(
+        name="service",
+        argv=[sys.executable, "-m", SERVICE_MODULE],
+        log_path=workdir / f"service-{port}.log",
+        env=full_env,
+        cwd=rundir,
+        secrets=secrets_in_env(env),
+    )
+    server = ServiceServer(launch, port=port, timeout=timeout, on_spawn=on_spawn)
+    if wait_ready:
+        server.wait_ready()
+    return server

@@ -1,0 +1,144 @@
+"""What every throwaway server shares: spawn, wait until it answers (bounded backoff), stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self, TypeVar
+
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.managed import Launch, ManagedProcess, spawn
+
+T = TypeVar("T")
+SpawnHook = Callable[[ManagedProcess], None]
+"""Called with each process right after spawning (LocalStack uses it to tear down on Ctrl-C)."""
+
+
+class _NotReady(Exception):
+    """The server is running but does not answer yet."""
+
+
+def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even when the caller's thread has a loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, factory()).result()
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def wait_ready(process: ManagedProcess, probe: Callable[[], object], timeout: float) -> None:
+    """Poll ``probe`` (exponential backoff) until it stops raising; fail fast if the server dies.
+
+    On failure the process is stopped and ComponentStartError carries the redacted log tail.
+    """
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.01, min=0.01, max=0.1),
+        retry=retry_if_exception_type(_NotReady),
+        reraise=True,
+    )
+    secrets = process.launch.secrets
+    try:
+        for attempt in retrying:
+            with attempt:
+                code = process.returncode
+                if code is not None:
+                    raise ComponentStartError(
+                        process.name,
+                        describe_exit(code),
+                        process.tail(),
+                        secrets=secrets,
+                        log_path=str(process.log_path),
+                    )
+                try:
+                    probe()
+                except Exception as exc:
+                    raise _NotReady(_cause(exc)) from exc
+    except _NotReady as exc:
+        error = ComponentStartError(
+            process.name,
+            f"not ready after {timeout:g}s (last error: {exc})",
+            process.tail(),
+            secrets=secrets,
+            log_path=str(process.log_path),
+        )
+        process.stop(timeout=5.0)
+        raise error from None
+    except BaseException:
+        process.stop(timeout=5.0)
+        raise
+
+
+class Server(ABC):
+    """A running server: ``.process``, ``.stop()``; ``kill()``/``restart()`` for failure tests."""
+
+    host: str
+    port: int
+
+    def __init__(self, launch: Launch, timeout: float, on_spawn: SpawnHook | None = None) -> None:
+        self._launch = launch
+        self._timeout = timeout
+        self._on_spawn = on_spawn
+        self.process = self._spawn()
+
+    def _spawn(self) -> ManagedProcess:
+        process = spawn(self._launch)
+        if self._on_spawn is not None:
+            try:
+                self._on_spawn(process)
+            except BaseException:
+                process.stop(timeout=5.0)
+                raise
+        return process
+
+    @abstractmethod
+    def probe(self) -> None:
+        """Raise while the server does not answer; subclasses talk their real protocol."""
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        wait_ready(self.process, self.probe, self._timeout if timeout is None else timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop for good: the process group is gone and its throwaway files removed."""
+        self.process.stop(timeout)
+
+    def kill(self) -> None:
+        """Simulate a crash (SIGKILL); ``restart()`` brings it back on the same port.
+
+        Servers run without fsync, so the last writes before a crash may be lost on restart.
+        """
+        self.process.kill()
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Start again with the same port, credentials and data, and wait until it answers."""
+        self.process.stop(keep_files=True)
+        self.process = self._spawn()
+        self.wait_ready(timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,162 @@
+"""``tria-deploy up`` runs a real stack and prints its env; ``down`` stops it from another shell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+
+from pytest_tria_deploy.provision.managed import wait_gone
+from pytest_tria_deploy.provision.server import run_async
+
+CLI = str(Path(sys.executable).parent / "tria-deploy")
+
+
+def _parse_env(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), f"up never wrote {path} (exit code {process.poll()})"
+
+
+async def _select_one(url: str) -> object:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()
+
+
+def _tria_deploy(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_up_prints_a_working_env_and_down_stops_it(tmp_path: Path, isolated_state: Path) -> None:
+    env_file = tmp_path / "stack.env"
+    up = subprocess.Popen(
+        [CLI, "up", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_file(env_file, up, timeout=90)
+        env = _parse_env(env_file.read_text())
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+        ready = httpx.get(f"{env['TRIA_SERVICE_URL']}/api/v1/health/readiness")
+        assert ready.status_code == 200
+        assert run_async(lambda: _select_one(env["DATABASE_URL"])) == 1
+        assert set(env) >= {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "OPENAI_BASE_URL",
+            "OPENAI_API_KEY",
+            "CHROMA_URL",
+            "TRIA_SERVICE_URL",
+            "TRIA_DIAGNOSTICS_TOKEN",
+            "SECRET_KEY",
+        }
+        state = json.loads((isolated_state / "stack.json").read_text())
+        assert state["owner_pid"] == up.pid
+        pids = [int(p.stem.rsplit("-", 1)[1]) for p in (isolated_state / "pids").glob("*.json")]
+        assert len(pids) == 5
+
+        down = _tria_deploy("down")
+
+        assert down.returncode == 0, down.stderr
+        assert f"stopping the stack of tria-deploy up (pid {up.pid})" in down.stderr
+        assert up.wait(30) == 0
+        assert all(wait_gone(pid, 5.0) for pid in pids)
+        assert not env_file.exists()
+        assert not (isolated_state / "stack.json").exists()
+        stdout, _ = up.communicate()
+        assert _parse_env(stdout) == env
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
+def test_down_without_a_stack_says_so(isolated_state: Path) -> None:
+    down = _tria_deploy("down")
+    assert down.returncode == 0
+    assert "no stack recorded by tria-deploy up" in down.stderr
+
+
+_CRASHING_RUN = (
+    "import os, signal, sys; from pathlib import Path;"
+    "from pytest_tria_deploy.provision.processes import start_redis;"
+    "print(start_redis(Path(sys.argv[1])).process.pid, flush=True);"
+    "os.kill(os.getpid(), signal.SIGKILL)"
+)
+
+
+def test_down_stops_servers_left_by_a_crashed_run(tmp_path: Path, isolated_state: Path) -> None:
+    crashed = subprocess.run(
+        [sys.executable, "-c", _CRASHING_RUN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    pid = int(crashed.stdout)
+    assert not wait_gone(pid, 0)
+    down = _tria_deploy("down")
+    assert down.returncode == 0
+    assert f"stopped leftover servers: redis[{pid}]" in down.stderr
+    assert wait_gone(pid, 5.0)
+
+
+def test_down_removes_the_env_file_of_a_dead_up(tmp_path: Path, isolated_state: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    env_file = tmp_path / "left.env"
+    env_file.write_text("DATABASE_URL=postgresql://tria:old-secret@127.0.0.1:1/tria\n")
+    record = {"owner_pid": dead.pid, "owner_create_time": 0.0, "env_file": str(env_file)}
+    (isolated_state / "stack.json").write_text(json.dumps(record))
+    down = _tria_deploy("down")
+    assert down.returncode == 0
+    assert not env_file.exists()
+    assert not (isolated_state / "stack.json").exists()
+
+
+def test_up_refuses_while_another_up_runs(isolated_state: Path) -> None:
+    me = psutil.Process()
+    record = {"owner_pid": me.pid, "owner_create_time": me.create_time()}
+    (isolated_state / "stack.json").write_text(json.dumps(record))
+    up = _tria_deploy("up")
+    assert up.returncode == 1
+    assert f"A stack is already running (pid {me.pid})" in up.stderr
+    assert not list((isolated_state / "pids").glob("*.json"))
+
+
+def test_up_failure_names_the_component_without_a_traceback(
+    tmp_path: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIA_PG_BINDIR", str(tmp_path / "no-postgres"))
+    up = _tria_deploy("up", "--workdir", str(tmp_path / "work"))
+    assert up.returncode == 1
+    assert "postgres failed to start: binary not found" in up.stderr
+    assert "Traceback" not in up.stderr
+    assert up.stdout == ""
+    assert not (isolated_state / "stack.json").exists()
+    assert not list((isolated_state / "pids").glob("*.json"))
+
+
+def test_help_warns_that_up_prints_secrets() -> None:
+    shown = _tria_deploy("up", "--help", timeout=30)
+    assert shown.returncode == 0
+    assert "passwords and tokens" in " ".join(shown.stdout.split())

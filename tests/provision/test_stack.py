@@ -1,0 +1,116 @@
+"""LocalStack starts everything at once, hands back real endpoints, leaves no process behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+import redis
+
+from pytest_tria_deploy.provision.managed import wait_gone
+from pytest_tria_deploy.provision.processes import ComponentStartError, redis_server_binary
+from pytest_tria_deploy.provision.stack import LocalStack, StackStartError, endpoints_env
+
+
+def _live_children() -> set[int]:
+    """Pids of this process's descendants that still run (zombies excluded)."""
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                found.add(child.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+async def test_the_stack_serves_a_ready_service_and_stops_everything(tmp_path: Path) -> None:
+    before = _live_children()
+    with LocalStack(tmp_path) as stack:
+        endpoints = stack.start()
+        pids = [server.process.pid for server in stack._running()]
+        assert len(pids) == 5
+        async with httpx.AsyncClient() as client:
+            ready = await client.get(f"{endpoints.service_urls[0]}/api/v1/health/readiness")
+        assert ready.status_code == 200
+        conn = await asyncpg.connect(endpoints.database_url.get_secret_value())
+        assert await conn.fetchval("SELECT current_user") == "tria"
+        await conn.close()
+        assert redis.Redis.from_url(endpoints.redis_url.get_secret_value()).ping()
+        env = endpoints_env(endpoints)
+        assert env["TRIA_SERVICE_URL"] == endpoints.service_urls[0]
+        assert env["SECRET_KEY"] == stack.secret_key
+        for secret in endpoints.secrets():
+            assert secret not in repr(endpoints)
+            assert secret not in repr(stack)
+    assert all(wait_gone(pid, 5.0) for pid in pids)
+    assert _live_children() <= before
+
+
+def test_one_failed_dependency_stops_the_others(tmp_path: Path, isolated_state: Path) -> None:
+    before = _live_children()
+    stack = LocalStack(tmp_path, pg_bindir=tmp_path / "missing")
+    with pytest.raises(ComponentStartError) as caught:
+        stack.start()
+    assert caught.value.component == "postgres"
+    assert "binary not found" in caught.value.cause
+    assert _live_children() <= before
+    assert not list((isolated_state / "pids").glob("*.json"))
+
+
+def test_every_failed_dependency_is_listed(tmp_path: Path, isolated_state: Path) -> None:
+    stack = LocalStack(
+        tmp_path, pg_bindir=tmp_path / "no-pg", redis_server=tmp_path / "no-redis-server"
+    )
+    with pytest.raises(StackStartError) as caught:
+        stack.start_dependencies()
+    assert [error.component for error in caught.value.errors] == ["postgres", "redis"]
+    assert "postgres: binary not found" in caught.value.cause
+    assert "redis: binary not found" in caught.value.cause
+    assert not list((isolated_state / "pids").glob("*.json"))
+
+
+_START = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pytest_tria_deploy.provision.stack import LocalStack
+    with LocalStack(Path(sys.argv[1]), redis_server=Path(sys.argv[2])) as stack:
+        stack.start_dependencies()
+        print("started", flush=True)
+    """
+)
+
+
+def test_ctrl_c_during_start_leaves_nothing_running(tmp_path: Path, isolated_state: Path) -> None:
+    """SIGINT arrives once all four are spawned, while Redis (delayed 30 s) is still starting."""
+    slow_redis = tmp_path / "slow-redis-server"
+    slow_redis.write_text(f'#!/bin/sh\nsleep 30\nexec "{redis_server_binary()}" "$@"\n')
+    slow_redis.chmod(0o755)
+    run = subprocess.Popen(
+        [sys.executable, "-c", _START, str(tmp_path), str(slow_redis)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_dir = isolated_state / "pids"
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < 4 and time.monotonic() < deadline and run.poll() is None:
+        seen |= {int(path.stem.rsplit("-", 1)[1]) for path in pid_dir.glob("*.json")}
+        time.sleep(0.01)
+    assert len(seen) == 4, "the dependencies were never all spawned"
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert stdout == ""  # interrupted before the start finished
+    assert "KeyboardInterrupt" in stderr
+    assert all(wait_gone(pid, 5.0) for pid in seen)
+    assert not list(pid_dir.glob("*.json"))

@@ -1,0 +1,117 @@
+"""A start that cannot succeed says which component, why, and what its log said, without secrets."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_tria_deploy.provision.managed import RUNTIME_DIR_ENV, ManagedProcess, wait_gone
+from pytest_tria_deploy.provision.processes import (
+    PG_BINDIR_ENV,
+    REDIS_SERVER_ENV,
+    ComponentStartError,
+    free_port,
+    start_chroma,
+    start_postgres,
+    start_redis,
+)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port with a listener on it, as left by another server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _fake_binary(path: Path, script: str) -> Path:
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("start", [start_postgres, start_redis, start_chroma])
+def test_a_taken_port_is_named(
+    tmp_path: Path, taken_port: int, start: Callable[..., object]
+) -> None:
+    with pytest.raises(ComponentStartError) as caught:
+        start(tmp_path, port=taken_port)
+    assert caught.value.cause == f"port {taken_port} already in use on 127.0.0.1"
+    assert str(caught.value).startswith(f"{caught.value.component} failed to start: port ")
+
+
+def test_a_missing_postgres_bindir_names_the_binary(tmp_path: Path) -> None:
+    with pytest.raises(ComponentStartError) as caught:
+        start_postgres(tmp_path, bindir=tmp_path / "nowhere")
+    assert caught.value.component == "postgres"
+    assert caught.value.cause == f"binary not found: {tmp_path}/nowhere/initdb (bindir argument)"
+
+
+def test_a_wrong_env_var_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PG_BINDIR_ENV, "/x")
+    monkeypatch.setenv(REDIS_SERVER_ENV, "/x/redis-server")
+    with pytest.raises(ComponentStartError, match=r"binary not found: /x/initdb \(from TRIA_PG"):
+        start_postgres(tmp_path)
+    with pytest.raises(ComponentStartError, match=r"not found: /x/redis-server \(from TRIA_REDIS"):
+        start_redis(tmp_path)
+
+
+def test_a_binary_without_exec_permission_is_named(tmp_path: Path) -> None:
+    server = tmp_path / "redis-server"
+    server.write_text("not a program")
+    server.chmod(0o644)
+    with pytest.raises(ComponentStartError, match=r"binary not executable: .*redis-server"):
+        start_redis(tmp_path, server=server)
+
+
+def test_early_exit_is_reported_at_once_with_a_redacted_tail(tmp_path: Path) -> None:
+    """The server echoes its config (which holds the password) and a DSN, then exits with 3."""
+    server = _fake_binary(
+        tmp_path / "redis-server",
+        'for i in $(seq 1 30); do echo "noise line $i"; done\n'
+        'cat "$1"\n'
+        'echo "fatal: cannot reach postgresql://app:hunter2-secret@db:5432/app"\n'
+        "exit 3\n",
+    )
+    with pytest.raises(ComponentStartError) as caught:
+        start_redis(tmp_path, password="s3cret-redis-pw", server=server, timeout=600)
+    error = caught.value
+    assert error.cause == "exited with code 3"  # not "not ready after 600s"
+    assert len(error.log_tail) == 20
+    assert 'requirepass "***"' in error.log_tail
+    assert error.log_tail[-1] == "fatal: cannot reach postgresql://app:***@db:5432/app"
+    for text in (str(error), repr(error), *error.log_tail):
+        assert "s3cret-redis-pw" not in text
+        assert "hunter2-secret" not in text
+    clone = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object (pytest-xdist path)
+    assert str(clone) == str(error)
+
+
+def test_a_server_that_never_answers_times_out_and_is_stopped(tmp_path: Path) -> None:
+    spawned: list[ManagedProcess] = []
+    server = _fake_binary(tmp_path / "redis-server", "echo listening soon\nexec sleep 60\n")
+    with pytest.raises(ComponentStartError) as caught:
+        start_redis(tmp_path, server=server, timeout=0.5, on_spawn=spawned.append)
+    assert caught.value.cause.startswith("not ready after 0.5s (last error: ConnectionError")
+    assert caught.value.log_tail == ["listening soon"]
+    assert wait_gone(spawned[0].pid, 5.0)
+
+
+def test_initdb_failure_shows_its_output(
+    tmp_path: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RUNTIME_DIR_ENV, str(isolated_state))  # no template cache entry left behind
+    bindir = isolated_state / "bin"  # reachable when run as nobody
+    bindir.mkdir(mode=0o755)
+    _fake_binary(bindir / "initdb", 'echo "initdb: error: could not create directory"\nexit 1\n')
+    _fake_binary(bindir / "postgres", "exit 1\n")
+    with pytest.raises(ComponentStartError) as caught:
+        start_postgres(tmp_path, bindir=bindir)
+    assert caught.value.cause == "initdb exited with code 1"
+    assert caught.value.log_tail == ["initdb: error: could not create directory"]
