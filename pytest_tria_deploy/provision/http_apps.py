@@ -90,15 +90,14 @@ def start_openai_standin(
     """``python -m pytest_tria_deploy.standins.openai``, ready when /v1/models answers."""
     port = claim_port("openai", port)
     argv = [sys.executable, "-m", STANDIN_MODULE, "--host", HOST, "--port", str(port)]
-    if api_key:
-        argv += ["--api-key", api_key]
     argv += list(extra_args)
     workdir.mkdir(parents=True, exist_ok=True)
     launch = Launch(
         name="openai",
         argv=argv,
         log_path=workdir / f"openai-standin-{port}.log",
-        env=python_env(),
+        # The key travels in the environment, never on a command line that `ps` shows.
+        env=python_env({"TRIA_STANDIN_API_KEY": api_key} if api_key else None),
         cwd=workdir,
         secrets=(api_key,) if api_key else (),
     )
