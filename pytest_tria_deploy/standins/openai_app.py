@@ -27,9 +27,8 @@ from pytest_tria_deploy.standins.faults import Fault, StandinState
 from pytest_tria_deploy.standins.lexical import count_tokens, embed
 from pytest_tria_deploy.standins.protocol import (
     CHAT_MODELS,
-    DEFAULT_EMBEDDING_DIMENSIONS,
     EMBEDDING_MODELS,
-    MAX_EMBEDDING_DIMENSIONS,
+    NATIVE_EMBEDDING_DIMENSIONS,
     APIError,
     ChatRequest,
     EmbeddingRequest,
@@ -155,8 +154,8 @@ async def _embeddings(request: Request, body: bytes) -> Response:
     call = parse_body(body, EmbeddingRequest)
     _require_model(call.model, EMBEDDING_MODELS, "/v1/embeddings")
     texts = _embedding_inputs(call.input)
-    dimensions = call.dimensions or DEFAULT_EMBEDDING_DIMENSIONS
-    largest = MAX_EMBEDDING_DIMENSIONS[call.model]
+    largest = NATIVE_EMBEDDING_DIMENSIONS[call.model]
+    dimensions = call.dimensions or largest
     if dimensions > largest:
         raise APIError(
             400,

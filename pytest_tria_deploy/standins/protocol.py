@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CHAT_MODELS = ("gpt-4o-mini", "gpt-4o")
 EMBEDDING_MODELS = ("text-embedding-3-small", "text-embedding-3-large")
-MAX_EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
-DEFAULT_EMBEDDING_DIMENSIONS = 256
+# OpenAI's native sizes: the default when no `dimensions` is asked for, and its upper bound, so
+# vectors from the stand-in fit a store sized for the real model.
+NATIVE_EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 
 
 class APIError(Exception):

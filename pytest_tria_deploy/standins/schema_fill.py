@@ -123,12 +123,11 @@ class SchemaFiller:
             kind = kinds[0]
         if kind is None:
             kind = "object" if "properties" in schema else "array" if "items" in schema else None
-        if kind is None:
+        if kind is None or kind == "string":
             return self._string(schema, name, description)
         builders = {
             "object": self._object,
             "array": self._array,
-            "string": self._string_schema,
             "number": self._number,
             "integer": self._number,
             "boolean": self._boolean,
@@ -232,11 +231,6 @@ class SchemaFiller:
                 element = f"{element} ({len(result) + 1})"
             result.append(element)
         return result
-
-    def _string_schema(
-        self, schema: dict[str, Any], name: str, description: str, depth: int
-    ) -> str:
-        return self._string(schema, name, description)
 
     def _string(self, schema: Mapping[str, Any], name: str, description: str) -> str:
         fmt = schema.get("format")

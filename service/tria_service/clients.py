@@ -2,25 +2,24 @@
 
 The PostgreSQL pool and the Chroma client open lazily, under their dependency's timeout, so that a
 dependency that is down (or hangs) at startup is reported by its probe rather than blocking the
-others, and is picked up again by the monitor once it comes back.
+others, and is picked up again by the monitor once it comes back. Their own limits (request and
+command timeouts, retries) are the application's; probes impose their stricter ones per call.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import asyncpg
-import chromadb
-from chromadb.api import AsyncClientAPI
-from chromadb.config import Settings as ChromaSettings
 from openai import AsyncOpenAI
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tria_service.config import Dependency, Settings
+from tria_service.chroma_http import ChromaHttp
+from tria_service.config import Dependency, Settings, public_url, url_credentials
+from tria_service.production.failures import ClientsClosedError, describe_failure
 from tria_service.redaction import redact
 
 POOL_MIN_SIZE = 1
@@ -28,12 +27,16 @@ POOL_MAX_SIZE = 10
 
 
 class ClientsError(Exception):
-    """Some dependencies could not be connected; names each with a redacted cause."""
+    """Some dependencies could not be connected; names each with the probes' (redacted) wording."""
 
-    def __init__(self, failures: dict[Dependency, str]) -> None:
+    def __init__(self, failures: dict[Dependency, str], hints: dict[Dependency, str]) -> None:
         self.failures = failures
-        lines = [f"  - {dep.value}: {cause}" for dep, cause in failures.items()]
+        self.hints = hints
+        lines = [f"  - {dep.value}: {cause} — {hints[dep]}" for dep, cause in failures.items()]
         super().__init__("\n".join(["could not connect to every dependency:", *lines]))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.failures, self.hints)
 
 
 @dataclass
@@ -44,9 +47,9 @@ class Clients:
     redis: Redis = field(init=False)
     openai: AsyncOpenAI = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
-    _chroma: AsyncClientAPI | None = field(default=None, init=False)
+    _chroma: ChromaHttp | None = field(default=None, init=False)
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    _chroma_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _closed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         redis_timeout = self.settings.timeout_for(Dependency.REDIS)
@@ -61,8 +64,8 @@ class Clients:
         self.openai = AsyncOpenAI(
             api_key=self.settings.openai_api_key.get_secret_value(),
             base_url=self.settings.openai_endpoint(),
-            max_retries=0,
-            timeout=self.settings.timeout_for(Dependency.OPENAI),
+            max_retries=self.settings.tria_openai_max_retries,
+            timeout=self.settings.tria_openai_request_timeout,
         )
 
     @classmethod
@@ -72,33 +75,46 @@ class Clients:
         checks = {
             Dependency.DATABASE: clients.database(),
             Dependency.REDIS: clients._ping_redis(),
-            Dependency.CHROMA: clients.chroma(),
+            Dependency.CHROMA: clients._heartbeat_chroma(),
         }
         outcomes = await asyncio.gather(*checks.values(), return_exceptions=True)
-        failures = {
-            dep: redact(_cause(outcome, settings.timeout_for(dep)), settings.secret_values())
-            for dep, outcome in zip(checks, outcomes, strict=True)
-            if isinstance(outcome, BaseException)
-        }
+        secrets = settings.secret_values()
+        failures: dict[Dependency, str] = {}
+        hints: dict[Dependency, str] = {}
+        for dep, outcome in zip(checks, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                error, hint = describe_failure(dep, outcome, settings)
+                failures[dep], hints[dep] = redact(error, secrets), redact(hint, secrets)
         if failures:
             await clients.close()
-            raise ClientsError(failures)
+            raise ClientsError(failures, hints)
         return clients
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() has run: from then on no client is (re)opened."""
+        return self._closed
+
+    def ensure_open(self) -> None:
+        """Raise ClientsClosedError once closed, before a use that would reconnect."""
+        if self._closed:
+            raise ClientsClosedError("the clients are closed")
 
     async def database(self) -> asyncpg.Pool:
         """The asyncpg pool, created on first use within the database timeout."""
+        self.ensure_open()
         if self._pool is None:
             async with self._pool_lock:
+                self.ensure_open()
                 if self._pool is None:
                     self._pool = await self._create_pool()
         return self._pool
 
-    async def chroma(self) -> AsyncClientAPI:
-        """The Chroma HTTP client, created on first use within the Chroma timeout."""
+    def chroma(self) -> ChromaHttp:
+        """The Chroma client (its connections open on first request)."""
+        self.ensure_open()
         if self._chroma is None:
-            async with self._chroma_lock:
-                if self._chroma is None:
-                    self._chroma = await self._create_chroma()
+            self._chroma = self._create_chroma()
         return self._chroma
 
     @property
@@ -108,9 +124,11 @@ class Clients:
 
     async def close(self) -> None:
         """Release every connection; a pool that will not drain in time is terminated."""
+        self._closed = True
         await self.redis.aclose()
         await self.openai.close()
-        pool, self._pool = self._pool, None
+        async with self._pool_lock:
+            pool, self._pool = self._pool, None
         if pool is not None:
             try:
                 async with asyncio.timeout(self.settings.timeout_for(Dependency.DATABASE)):
@@ -119,7 +137,7 @@ class Clients:
                 pool.terminate()
         chroma, self._chroma = self._chroma, None
         if chroma is not None:
-            await _close_chroma(chroma)
+            await chroma.aclose()
 
     async def _create_pool(self) -> asyncpg.Pool:
         timeout = self.settings.timeout_for(Dependency.DATABASE)
@@ -129,36 +147,23 @@ class Clients:
                 min_size=POOL_MIN_SIZE,
                 max_size=POOL_MAX_SIZE,
                 timeout=timeout,
-                command_timeout=timeout,
+                command_timeout=self.settings.tria_db_command_timeout,
                 server_settings={"application_name": self.settings.tria_service_id},
             )
         return pool
 
-    async def _create_chroma(self) -> AsyncClientAPI:
-        parts = urlsplit(self.settings.chroma_base_url())
-        ssl = parts.scheme == "https"
-        async with asyncio.timeout(self.settings.timeout_for(Dependency.CHROMA)):
-            return await chromadb.AsyncHttpClient(
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or (443 if ssl else 80),
-                ssl=ssl,
-                settings=ChromaSettings(anonymized_telemetry=False),
-            )
+    def _create_chroma(self) -> ChromaHttp:
+        url = self.settings.chroma_base_url()
+        return ChromaHttp(
+            public_url(url),
+            timeout=self.settings.tria_chroma_request_timeout,
+            auth=url_credentials(url),
+        )
 
     async def _ping_redis(self) -> None:
         async with asyncio.timeout(self.settings.timeout_for(Dependency.REDIS)):
             await self.redis.ping()
 
-
-def _cause(error: BaseException, timeout: float) -> str:
-    if isinstance(error, TimeoutError):
-        return f"timed out after {timeout:.1f}s"
-    return f"{type(error).__name__}: {error}"
-
-
-async def _close_chroma(client: AsyncClientAPI) -> None:
-    """Chroma's async client has no public close; its HTTP transport does."""
-    server = getattr(client, "_server", None)
-    cleanup = getattr(server, "_cleanup", None)
-    if cleanup is not None:
-        await cleanup()
+    async def _heartbeat_chroma(self) -> None:
+        async with asyncio.timeout(self.settings.timeout_for(Dependency.CHROMA)):
+            await self.chroma().heartbeat()

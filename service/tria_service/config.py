@@ -13,11 +13,18 @@ from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 
 class Dependency(StrEnum):
@@ -34,6 +41,9 @@ OPENAI_HOST = "api.openai.com"
 OPENAI_KEY_MIN_LENGTH = 20
 SECRET_KEY_MIN_LENGTH = 32
 TOKEN_MIN_LENGTH = 16
+NO_CRITICAL_DEPENDENCIES = "none"
+# Chroma's own rule for collection names (checked here so a bad name fails at startup, not later).
+_CHROMA_COLLECTION = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
 _DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg")
 _REDIS_SCHEMES = ("redis", "rediss")
 _PLACEHOLDERS = (
@@ -74,6 +84,33 @@ def _is_placeholder(value: str) -> bool:
 def _problem(message: str) -> PydanticCustomError:
     """A validation error whose message is already the whole "what — fix" line."""
     return PydanticCustomError("tria_config", message)
+
+
+def public_url(url: str) -> str:
+    """The URL without its user-info, fit to show: credentials in a URL never leave the process."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def url_credentials(url: str) -> tuple[str, str] | None:
+    """(user, password) from a URL's user-info, unquoted; None when it has none."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return None
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def _check_secret(value: SecretStr, min_length: int, nbytes: int) -> SecretStr:
+    """Long enough and not a placeholder; the fix names a generator, never the value."""
+    fix = f"generate one with: python -c 'import secrets; print(secrets.token_urlsafe({nbytes}))'"
+    secret = value.get_secret_value()
+    if len(secret) < min_length:
+        raise _problem(f"must be at least {min_length} characters — {fix}")
+    if _is_placeholder(secret):
+        raise _problem(f"is a placeholder, not a secret — {fix}")
+    return value
 
 
 def _url_shape(url: str, var: str, schemes: tuple[str, ...], example: str) -> None:
@@ -130,6 +167,11 @@ class Settings(BaseSettings):
     tria_timeout_redis: float = 5.0
     tria_timeout_openai: float = 5.0
     tria_timeout_chroma: float = 5.0
+    # The application's own limits on the shared clients; probes impose their stricter timeouts.
+    tria_openai_request_timeout: float = 30.0
+    tria_openai_max_retries: int = 2
+    tria_db_command_timeout: float = 30.0
+    tria_chroma_request_timeout: float = 30.0
     tria_degraded_fraction: float = Field(
         default=0.5, description="a probe slower than this fraction of its timeout is DEGRADED"
     )
@@ -214,33 +256,45 @@ class Settings(BaseSettings):
             _url_shape(value, "CHROMA_URL", ("http", "https"), "http://host:8000")
         return value
 
+    @field_validator("chroma_collection")
+    @classmethod
+    def _chroma_collection(cls, value: str) -> str:
+        if not _CHROMA_COLLECTION.fullmatch(value):
+            raise _problem(
+                "must be 3-512 characters of letters, digits, '.', '_' or '-', starting and "
+                "ending with a letter or digit (Chroma's rule) — set CHROMA_COLLECTION, e.g. "
+                "tria_knowledge"
+            )
+        return value
+
+    @field_validator("openai_model", "openai_embedding_model")
+    @classmethod
+    def _model(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            example = {"openai_model": "gpt-4o-mini"}.get(
+                info.field_name or "", "text-embedding-3-small"
+            )
+            raise _problem(f"is empty — set {_var(info.field_name)} to a model id, e.g. {example}")
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _secret_key(cls, value: SecretStr) -> SecretStr:
-        fix = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-        key = value.get_secret_value()
-        if len(key) < SECRET_KEY_MIN_LENGTH:
-            raise _problem(f"must be at least {SECRET_KEY_MIN_LENGTH} characters — {fix}")
-        if _is_placeholder(key):
-            raise _problem(f"is a placeholder, not a secret — {fix}")
-        return value
+        return _check_secret(value, SECRET_KEY_MIN_LENGTH, nbytes=48)
 
     @field_validator("tria_diagnostics_token")
     @classmethod
     def _diagnostics_token(cls, value: SecretStr) -> SecretStr:
-        fix = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        token = value.get_secret_value()
-        if len(token) < TOKEN_MIN_LENGTH:
-            raise _problem(f"must be at least {TOKEN_MIN_LENGTH} characters — {fix}")
-        if _is_placeholder(token):
-            raise _problem(f"is a placeholder, not a secret — {fix}")
-        return value
+        return _check_secret(value, TOKEN_MIN_LENGTH, nbytes=32)
 
     @field_validator(
         "tria_timeout_database",
         "tria_timeout_redis",
         "tria_timeout_openai",
         "tria_timeout_chroma",
+        "tria_openai_request_timeout",
+        "tria_db_command_timeout",
+        "tria_chroma_request_timeout",
         "tria_health_refresh_interval",
         "tria_health_ttl",
     )
@@ -255,6 +309,13 @@ class Settings(BaseSettings):
     def _grace(cls, value: float) -> float:
         if not math.isfinite(value) or value < 0:
             raise _problem("must be zero or a positive number of seconds — set TRIA_SHUTDOWN_GRACE")
+        return value
+
+    @field_validator("tria_openai_max_retries")
+    @classmethod
+    def _retries(cls, value: int) -> int:
+        if not 0 <= value <= 10:
+            raise _problem("must be an integer in 0..10 — set TRIA_OPENAI_MAX_RETRIES, e.g. 2")
         return value
 
     @field_validator("tria_degraded_fraction")
@@ -278,13 +339,28 @@ class Settings(BaseSettings):
             return value
         names = [n.strip().lower() for n in value.split(",") if n.strip()]
         known = [d.value for d in Dependency]
-        unknown = [n for n in names if n not in known]
-        if unknown:
+        accepted = f"a comma list of {', '.join(known)}, or '{NO_CRITICAL_DEPENDENCIES}'"
+        if not names:
+            # Empty would silently disable fail-fast: opting out must be spelled out.
             raise _problem(
-                f"unknown dependency {', '.join(repr(n) for n in unknown)} — use a comma list of "
-                f"{', '.join(known)}"
+                f"is empty — set it to {accepted} to start even when every dependency is down"
             )
+        if names == [NO_CRITICAL_DEPENDENCIES]:
+            return frozenset()
+        if any(n not in known for n in names):
+            # The unknown entries are not quoted: a mistyped line may have put a secret here.
+            raise _problem(f"names an unknown dependency — set it to {accepted}")
         return frozenset(Dependency(n) for n in names)
+
+    @field_serializer("openai_base_url", "chroma_url")
+    def _url_without_credentials(self, value: str | None) -> str | None:
+        return public_url(value) if value is not None else None
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """As pydantic's, with credentials in the plain-text URLs dropped."""
+        for name, value in super().__repr_args__():
+            shown = public_url(value) if name in _PLAIN_URL_FIELDS and value else value
+            yield name, shown
 
     def asyncpg_dsn(self) -> str:
         """DATABASE_URL in the form asyncpg accepts (the SQLAlchemy driver suffix dropped)."""
@@ -372,7 +448,12 @@ class Settings(BaseSettings):
             values.append(self.redis_url.get_secret_value())
         if self.redis_password is not None:
             values.append(self.redis_password.get_secret_value())
-        for url in (self.asyncpg_dsn(), self.redis_dsn()):
+        for url in (
+            self.asyncpg_dsn(),
+            self.redis_dsn(),
+            self.openai_endpoint(),
+            self.chroma_base_url(),
+        ):
             password = urlsplit(url).password
             if password:
                 values += [password, unquote(password)]
@@ -387,12 +468,21 @@ class Settings(BaseSettings):
             "database": {"address": self.address(Dependency.DATABASE), **_db_name(self)},
             "redis": {"address": self.address(Dependency.REDIS), "db": _redis_db(self)},
             "openai": {
-                "base_url": self.openai_endpoint(),
+                "base_url": public_url(self.openai_endpoint()),
                 "model": self.openai_model,
                 "embedding_model": self.openai_embedding_model,
             },
-            "chroma": {"url": self.chroma_base_url(), "collection": self.chroma_collection},
+            "chroma": {
+                "url": public_url(self.chroma_base_url()),
+                "collection": self.chroma_collection,
+            },
             "timeouts_s": {d.value: self.timeout_for(d) for d in Dependency},
+            "client_limits": {
+                "openai_request_timeout_s": self.tria_openai_request_timeout,
+                "openai_max_retries": self.tria_openai_max_retries,
+                "db_command_timeout_s": self.tria_db_command_timeout,
+                "chroma_request_timeout_s": self.tria_chroma_request_timeout,
+            },
             "critical_dependencies": sorted(d.value for d in self.tria_critical_dependencies),
             "secrets": {
                 "DATABASE_URL": "set",
@@ -402,6 +492,9 @@ class Settings(BaseSettings):
                 "REDIS_PASSWORD": "set" if urlsplit(self.redis_dsn()).password else "unset",
             },
         }
+
+
+_PLAIN_URL_FIELDS = ("openai_base_url", "chroma_url")
 
 
 def _var(field: str | None) -> str:
@@ -434,6 +527,10 @@ class ConfigError(Exception):
         self.source = source
         super().__init__(self.message())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt from its fields, so it survives pickling (xdist, multiprocessing)."""
+        return type(self), (self.problems, self.source)
+
     def message(self) -> str:
         where = f" (environment, then {self.source})" if self.source else ""
         count = len(self.problems)
@@ -448,6 +545,7 @@ _FIELD_FIXES = {
     "redis_port": "set REDIS_PORT to an integer in 1..65535",
     "chroma_port": "set CHROMA_PORT to an integer in 1..65535",
     "redis_db": "set REDIS_DB to a non-negative integer (usually 0)",
+    "tria_openai_max_retries": "set TRIA_OPENAI_MAX_RETRIES to an integer, e.g. 2",
     **{
         f"tria_timeout_{d.value}": f"set TRIA_TIMEOUT_{d.value.upper()} to seconds, e.g. 5"
         for d in Dependency
@@ -490,16 +588,46 @@ def load_settings(env_file: str | None = None, **overrides: Any) -> Settings:
     path = resolve_env_file(env_file)
     problems: list[str] = []
     explicit = env_file is not None or bool(os.environ.get("TRIA_ENV_FILE"))
-    if explicit and not Path(path).is_file():
+    if explicit and Path(path).is_dir():
+        problems.append(f"TRIA_ENV_FILE: {path} is a directory — name an env file")
+    elif explicit and not Path(path).is_file():
         problems.append(
             f"TRIA_ENV_FILE: env file {path} does not exist — create it or name an existing file"
         )
     try:
-        options: dict[str, Any] = {"_env_file": path, **overrides}
-        settings = Settings(**options)
-    except ValidationError as exc:
-        problems += [_describe(e, path) for e in exc.errors(include_url=False, include_input=False)]
+        settings = _validated(path, overrides, path)
+    except (UnicodeDecodeError, OSError, SettingsError) as exc:
+        problems.append(_unreadable(path, exc))
+        try:
+            _validated(None, overrides, path)  # still report what the environment alone gets wrong
+        except ConfigError as env_error:
+            problems += env_error.problems
         raise ConfigError(problems, path) from None
+    except ConfigError as error:
+        raise ConfigError([*problems, *error.problems], path) from None
     if problems:
         raise ConfigError(problems, path)
     return settings
+
+
+def _validated(env_file: str | None, overrides: dict[str, Any], shown: str) -> Settings:
+    """Settings, with pydantic's errors rewritten into problem lines (raised as ConfigError)."""
+    try:
+        return Settings(**{"_env_file": env_file, **overrides})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise ConfigError([_describe(e, shown) for e in errors]) from None
+
+
+def _unreadable(path: str, exc: Exception) -> str:
+    """The env file could not be read or parsed; the error's text may quote a line, so not shown."""
+    if isinstance(exc, UnicodeDecodeError):
+        what = f"env file {path} is not valid UTF-8 (byte {exc.start})"
+        fix = "save it as UTF-8, or name another file in TRIA_ENV_FILE"
+    elif isinstance(exc, OSError):
+        what = f"env file {path} cannot be read ({exc.strerror or type(exc).__name__})"
+        fix = "make it readable by the service's user, or name another file in TRIA_ENV_FILE"
+    else:
+        what = f"env file {path} cannot be parsed"
+        fix = "check its lines are VAR=value, or name another file in TRIA_ENV_FILE"
+    return f"TRIA_ENV_FILE: {what} — {fix}"

@@ -13,6 +13,28 @@ from tria_service.redaction import redact_event
 HANDLER_NAME = "tria-json"
 
 
+def ensure_redacted_logging() -> None:
+    """Give structlog a redacting default, unless someone has configured it already.
+
+    Structlog's own default prints events as they are, so code that logs before (or without)
+    configure_logging() would print secrets; configure_logging() later replaces this default.
+    """
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_event,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ]
+    )
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and stdlib logging (uvicorn, asyncpg) through one redacting JSON renderer.
 
@@ -51,3 +73,6 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     for name in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)  # one line per probe request is noise
+
+
+ensure_redacted_logging()

@@ -11,11 +11,15 @@ from urllib.parse import quote
 MASK = "***"
 MIN_SECRET_LENGTH = 3
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
+# The password runs to the last "@" before the host, so "u:p@ss@host" loses all of "p@ss"; it
+# may hold "/" too ("redis://default:pa/ss@host"), so only whitespace ends the user-info.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)\S+(?=@[^\s@]*)")
 _OPENAI_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
-_BEARER = re.compile(r"(?P<head>\bBearer\s+)[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
+_AUTH_SCHEME = re.compile(r"(?P<head>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
+# SECRET_KEY=, OPENAI_API_KEY=, "password": "..." (JSON), token: ... — with or without quotes.
 _KEY_VALUE = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd|secret|token|api_key|apikey)\s*=\s*)[^\s&;,'\"]+",
+    r"(?P<head>(?<![A-Za-z0-9])(?:\w*_)?(?:password|passwd|pwd|secret(?:_key)?|token|api_?key)"
+    r"[\"']?\s*[:=]\s*[\"']?)[^\s&;,'\"]+",
     re.IGNORECASE,
 )
 
@@ -43,21 +47,30 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         text = text.replace(value, MASK)
     text = _URL_PASSWORD.sub(rf"\g<head>{MASK}", text)
     text = _OPENAI_KEY.sub(MASK, text)
-    text = _BEARER.sub(rf"\g<head>{MASK}", text)
+    text = _AUTH_SCHEME.sub(rf"\g<head>{MASK}", text)
     return _KEY_VALUE.sub(rf"\g<head>{MASK}", text)
 
 
 def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """redact() applied to every string inside nested dicts, lists and tuples."""
+    """redact() on every string inside dicts, lists and tuples; anything else as its redacted repr.
+
+    A renderer would repr() unknown objects (sets, dataclasses, paths) after redaction ran, so they
+    are turned into text here, where the redaction still applies.
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, str):
         return redact(value, secrets)
     if isinstance(value, Mapping):
         return {k: redact_value(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(redact_value(v, secrets) for v in value)
+    if isinstance(value, list):
+        return [redact_value(v, secrets) for v in value]
+    if isinstance(value, tuple):
+        items = tuple(redact_value(v, secrets) for v in value)
+        return items if type(value) is tuple else redact(repr(value), secrets)
     if isinstance(value, BaseException):
         return redact(f"{type(value).__name__}: {value}", secrets)
-    return value
+    return redact(repr(value), secrets)
 
 
 def redact_event(logger: Any, method_name: str, event_dict: Any) -> Any:

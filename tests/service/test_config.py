@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tria_service import redaction
 from tria_service.config import (
     ConfigError,
     Dependency,
@@ -18,6 +20,8 @@ from tria_service.config import (
     resolve_env_file,
 )
 from tria_service.redaction import redact, redact_event, register_secrets
+
+from tests.service._env import clear_service_env
 
 GOOD_SECRET_KEY = "Qm9v7Xr2Lp4Zt8Wc1Hn6Jd3Ks5Fy0Ga9Bq"
 GOOD_TOKEN = "dG9rZW4tZm9yLWRpYWdub3N0aWNz"
@@ -33,11 +37,7 @@ CANARY = "CanaryZ9q8x7w6v5u4t3s2"
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """An environment with none of the service's variables, in a directory with no .env."""
-    known = {name.upper() for name in Settings.model_fields} | {"TRIA_ENV_FILE"}
-    for name in list(os.environ):
-        if name.upper() in known:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    clear_service_env(monkeypatch, tmp_path)
     return monkeypatch
 
 
@@ -206,8 +206,54 @@ def test_critical_dependencies(env: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.is_critical(Dependency.REDIS)
     assert not settings.is_critical(Dependency.CHROMA)
-    problem = only_problem(env, "TRIA_CRITICAL_DEPENDENCIES", "database,postgres")
-    assert "unknown dependency 'postgres'" in problem
+    set_env(env, TRIA_CRITICAL_DEPENDENCIES="none")
+    assert not any(load_settings().is_critical(dep) for dep in Dependency)
+
+
+@pytest.mark.parametrize(
+    "value", ["", " , ", f"database,{CANARY}"], ids=["empty", "commas", "typo"]
+)
+def test_critical_dependencies_must_name_known_ones(env: pytest.MonkeyPatch, value: str) -> None:
+    """Empty would silently disable fail-fast; unknown entries are not echoed (may be secrets)."""
+    problem = only_problem(env, "TRIA_CRITICAL_DEPENDENCIES", value)
+    assert "database, redis, openai, chroma, or 'none'" in problem
+    assert CANARY not in problem
+
+
+@pytest.mark.parametrize(
+    "name", ["ab", "a b", "-leading", "trailing.", "x" * 513, "näme"], ids=lambda n: n[:10]
+)
+def test_chroma_collection_follows_chromas_rule(env: pytest.MonkeyPatch, name: str) -> None:
+    problem = only_problem(env, "CHROMA_COLLECTION", name)
+    assert "3-512 characters" in problem
+
+
+def test_good_chroma_collection_names_pass(env: pytest.MonkeyPatch) -> None:
+    for name in ("abc", "tria_knowledge", "kb.v2-test", "A" * 512):
+        set_env(env, CHROMA_COLLECTION=name)
+        assert load_settings().chroma_collection == name
+
+
+@pytest.mark.parametrize("var", ["OPENAI_MODEL", "OPENAI_EMBEDDING_MODEL"])
+def test_model_names_must_not_be_empty(env: pytest.MonkeyPatch, var: str) -> None:
+    assert "is empty" in only_problem(env, var, "  ")
+
+
+def test_application_client_limits(env: pytest.MonkeyPatch) -> None:
+    set_env(env)
+    settings = load_settings()
+    assert settings.tria_openai_request_timeout == 30.0
+    assert settings.tria_openai_max_retries == 2
+    assert settings.tria_db_command_timeout == 30.0
+    assert settings.tria_chroma_request_timeout == 30.0
+    for var in (
+        "TRIA_OPENAI_REQUEST_TIMEOUT",
+        "TRIA_DB_COMMAND_TIMEOUT",
+        "TRIA_CHROMA_REQUEST_TIMEOUT",
+    ):
+        assert "positive number of seconds" in only_problem(env, var, "0")
+        env.delenv(var)
+    assert "0..10" in only_problem(env, "TRIA_OPENAI_MAX_RETRIES", "-1")
 
 
 def test_tria_env_choices(env: pytest.MonkeyPatch) -> None:
@@ -257,6 +303,31 @@ def test_a_missing_named_env_file_is_a_problem(env: pytest.MonkeyPatch, tmp_path
     assert caught.value.problems == [
         f"TRIA_ENV_FILE: env file {tmp_path / 'nope.env'} does not exist — "
         "create it or name an existing file"
+    ]
+
+
+def test_an_env_file_that_is_not_utf8_is_a_problem(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.env"
+    bad.write_bytes(f"SECRET_KEY={CANARY}\nREDIS_PORT=0\nNOTE=caf\xe9\n".encode("latin-1"))
+    env.setenv("REDIS_PORT", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=str(bad))
+    problems = caught.value.problems
+    assert problems[0].startswith(f"TRIA_ENV_FILE: env file {bad} is not valid UTF-8 (byte ")
+    assert "save it as UTF-8" in problems[0]
+    assert "REDIS_PORT: must be an integer in 1..65535 — set REDIS_PORT" in problems
+    assert CANARY not in str(caught.value)
+
+
+def test_an_env_file_that_is_a_directory_is_a_problem(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "conf.env").mkdir()
+    set_env(env, TRIA_ENV_FILE=str(tmp_path / "conf.env"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        f"TRIA_ENV_FILE: {tmp_path / 'conf.env'} is a directory — name an env file"
     ]
 
 
@@ -310,7 +381,7 @@ def test_pydantic_errors_never_echo_input_even_when_raised_directly(
 ) -> None:
     set_env(env, SECRET_KEY=CANARY, REDIS_PORT=CANARY)
     with pytest.raises(ValidationError) as caught:
-        Settings()
+        Settings()  # type: ignore[call-arg]
     assert CANARY not in str(caught.value)
     assert CANARY not in repr(caught.value)
 
@@ -321,6 +392,8 @@ def test_no_secret_in_settings_repr_or_summary(env: pytest.MonkeyPatch) -> None:
         DATABASE_URL=f"postgresql://tria:{CANARY}db@127.0.0.1:5544/tria",
         REDIS_URL=f"redis://:{CANARY}rd@127.0.0.1:6390/0",
         OPENAI_API_KEY=f"sk-{CANARY}oa",
+        OPENAI_BASE_URL=f"https://proxy:{CANARY}ob@llm.internal:8443/v1",
+        CHROMA_URL=f"http://admin:{CANARY}ch@vectors.internal:8000",
         SECRET_KEY=f"{CANARY}sk{CANARY}",
         TRIA_DIAGNOSTICS_TOKEN=f"{CANARY}dt",
     )
@@ -329,8 +402,21 @@ def test_no_secret_in_settings_repr_or_summary(env: pytest.MonkeyPatch) -> None:
         assert CANARY not in text
     for text in (settings.model_dump_json(), str(settings.model_dump())):
         assert CANARY not in text
+    assert "chroma_url='http://vectors.internal:8000'" in repr(settings)
+    assert settings.summary()["chroma"] == {
+        "url": "http://vectors.internal:8000",
+        "collection": "tria_knowledge",
+    }
+    assert settings.address(Dependency.OPENAI) == "llm.internal:8443"
     secrets = settings.secret_values()
-    for planted in (f"{CANARY}db", f"{CANARY}rd", f"sk-{CANARY}oa", f"{CANARY}dt"):
+    for planted in (
+        f"{CANARY}db",
+        f"{CANARY}rd",
+        f"sk-{CANARY}oa",
+        f"{CANARY}dt",
+        f"{CANARY}ob",
+        f"{CANARY}ch",
+    ):
         assert planted in secrets
 
 
@@ -374,7 +460,33 @@ def test_redact_masks_every_kind_of_secret() -> None:
     assert "Bearer ***" in masked
 
 
-def test_registered_secrets_are_masked_everywhere_after() -> None:
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("OPENAI_API_KEY=local-key-123", "OPENAI_API_KEY=***"),
+        ("SECRET_KEY=xyz", "SECRET_KEY=***"),
+        ('{"password": "hunter22"}', '{"password": "***"}'),
+        ("'api_key': 'zzz9'", "'api_key': '***'"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ***"),
+        ("postgres://u:p@ss@host/db", "postgres://u:***@host/db"),
+        ("redis://default:pa/ss@host:6379/0", "redis://default:***@host:6379/0"),
+        (
+            "a redis://:x@h:1/0 and http://u:y@h2/ ok",
+            "a redis://:***@h:1/0 and http://u:***@h2/ ok",
+        ),
+    ],
+)
+def test_redact_patterns(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
+def test_redact_leaves_plain_text_alone() -> None:
+    for text in ("tokens=5", "https://api.openai.com/v1", "mail a@b.example", "see http://u@host"):
+        assert redact(text) == text
+
+
+def test_registered_secrets_are_masked_everywhere_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redaction, "_registered", set())  # undone after: no process-wide leak
     secret = f"registered-{CANARY}"
     assert redact(f"value {secret}") == f"value {secret}"
     register_secrets([secret, None, ""])
@@ -388,11 +500,19 @@ def test_logs_are_json_and_redacted(tmp_path: Path) -> None:
     """Structlog and stdlib loggers alike: one JSON object a line, no secret in any field."""
     script = (
         "import logging, structlog\n"
+        "import collections, dataclasses, pathlib\n"
         "from tria_service.logging import configure_logging\n"
         "from tria_service.redaction import register_secrets\n"
         "configure_logging()\n"
         f"register_secrets(['{CANARY}'])\n"
+        "@dataclasses.dataclass\n"
+        "class Conf:\n"
+        "    password: str\n"
+        "Pair = collections.namedtuple('Pair', 'name value')\n"
         f"structlog.get_logger('t').info('hello', url='redis://:{CANARY}@h:1/0', n=1)\n"
+        "structlog.get_logger('t').info('objects',\n"
+        f"    s={{'{CANARY}'}}, d=Conf('{CANARY}'), nt=Pair('k', '{CANARY}'),\n"
+        f"    p=pathlib.Path('/tmp/{CANARY}'), t=('{CANARY}', 1))\n"
         f"logging.getLogger('uvicorn.error').warning('token %s', '{CANARY}')\n"
         "try:\n"
         f"    raise RuntimeError('boom {CANARY}')\n"
@@ -404,8 +524,42 @@ def test_logs_are_json_and_redacted(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stderr.splitlines()]
-    assert [e["event"] for e in events] == ["hello", "token ***", "failed"]
+    assert [e["event"] for e in events] == ["hello", "objects", "token ***", "failed"]
     assert events[0]["url"] == "redis://:***@h:1/0"
     assert events[0]["level"] == "info"
-    assert "RuntimeError: boom ***" in events[2]["exception"]
+    assert events[1]["s"] == "{'***'}"
+    assert events[1]["d"] == "Conf(password='***')"
+    assert events[1]["nt"] == "Pair(name='k', value='***')"
+    assert events[1]["p"] == "PosixPath('/tmp/***')"
+    assert events[1]["t"] == ["***", 1]
+    assert "RuntimeError: boom ***" in events[3]["exception"]
     assert CANARY not in done.stderr
+
+
+def test_orchestrator_logs_are_redacted_without_configure_logging(tmp_path: Path) -> None:
+    """Logging is redacted by default: an embedding app that never calls configure_logging()."""
+    planted = f"pw-{uuid.uuid4().hex}"
+    script = (
+        "import asyncio, structlog\n"
+        "from tria_service.config import Settings\n"
+        "from tria_service.production.startup_orchestrator import StartupOrchestrator\n"
+        "settings = Settings(_env_file=None,\n"
+        f"    database_url='postgresql://tria:{planted}@127.0.0.1:9/tria',\n"
+        "    redis_url='redis://127.0.0.1:9/0', openai_base_url='http://127.0.0.1:9/v1',\n"
+        "    openai_api_key='local-key', chroma_url='http://127.0.0.1:9',\n"
+        f"    secret_key='{GOOD_SECRET_KEY}', tria_diagnostics_token='{GOOD_TOKEN}',\n"
+        "    tria_critical_dependencies='none')\n"
+        "structlog.contextvars.bind_contextvars(\n"
+        f"    note='password={planted}', dsn=settings.asyncpg_dsn())\n"
+        "orchestrator = StartupOrchestrator(settings)\n"
+        "asyncio.run(orchestrator.startup())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "startup.complete" in output
+    assert "note='password=***'" in output
+    assert "dsn=***" in output
+    assert planted not in output

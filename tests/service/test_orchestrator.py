@@ -6,13 +6,17 @@ answers. Timing is asserted only where a timeout firing is the behaviour, with g
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import pickle
 import secrets
 import selectors
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,11 +24,13 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from tria_service.chroma_http import ChromaHttp, ChromaNotFoundError
 from tria_service.clients import Clients, ClientsError
 from tria_service.config import ConfigError, Dependency, Settings
 from tria_service.db import SCHEMA_VERSION, verify_schema
-from tria_service.production.probes import ServiceStatus
+from tria_service.production.probes import Probes, ServiceStatus
 from tria_service.production.startup_orchestrator import (
+    StartupConfigError,
     StartupError,
     StartupOrchestrator,
     get_orchestrator,
@@ -33,6 +39,7 @@ from tria_service.production.startup_orchestrator import (
 
 from pytest_tria_deploy.provision.processes import free_port
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
+from tests.service._env import clear_service_env
 
 SERVICES = ["database", "redis", "openai", "chroma"]
 HINT_VARS = {
@@ -43,8 +50,27 @@ HINT_VARS = {
 }
 
 
+# Collections the tests' settings name, dropped from the shared Chroma after each test.
+_collections: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+async def drop_test_collections(deps: DependencyEndpoints) -> AsyncIterator[None]:
+    yield
+    chroma = ChromaHttp(deps.chroma_url, timeout=10.0)
+    try:
+        while _collections:
+            name = _collections.pop()
+            with contextlib.suppress(ChromaNotFoundError):  # the test never created it
+                await chroma.delete_collection(name)
+    finally:
+        await chroma.aclose()
+
+
 def make_settings(deps: DependencyEndpoints, **overrides: Any) -> Settings:
     """Settings for `deps` with a collection and service id of the test's own."""
+    collection = overrides.get("chroma_collection", f"test_{uuid.uuid4().hex[:10]}")
+    _collections.append(collection)
     fields: dict[str, Any] = {
         "_env_file": None,
         "database_url": deps.database_url,
@@ -52,7 +78,7 @@ def make_settings(deps: DependencyEndpoints, **overrides: Any) -> Settings:
         "openai_base_url": deps.openai_base_url,
         "openai_api_key": deps.openai_api_key,
         "chroma_url": deps.chroma_url,
-        "chroma_collection": f"test_{uuid.uuid4().hex[:10]}",
+        "chroma_collection": collection,
         "secret_key": secrets.token_urlsafe(48),
         "tria_diagnostics_token": secrets.token_urlsafe(24),
         "tria_service_id": f"tria-test-{uuid.uuid4().hex[:8]}",
@@ -201,7 +227,7 @@ async def test_a_hanging_dependency_is_bounded_by_its_timeout(
 
 
 async def test_checks_run_concurrently(deps: DependencyEndpoints, hanging_port: int) -> None:
-    """Four hanging dependencies with 1 s each take about 1 s in all, not 4."""
+    """Four hanging dependencies with 1 s each take about 1 s in all, not 4 (bound generous)."""
     overrides: dict[str, Any] = {}
     for dep in SERVICES:
         overrides |= point_at(dep, hanging_port) | {f"tria_timeout_{dep}": 1.0}
@@ -210,7 +236,7 @@ async def test_checks_run_concurrently(deps: DependencyEndpoints, hanging_port: 
     elapsed = time.perf_counter() - started
     assert [r.name for r in error.failures] == SERVICES
     assert all(r.error == "timed out after 1.0s" for r in error.failures)
-    assert elapsed < 2.5
+    assert elapsed < 3.5
 
 
 async def test_a_hanging_non_critical_dependency_costs_one_timeout(
@@ -222,14 +248,12 @@ async def test_a_hanging_non_critical_dependency_costs_one_timeout(
         tria_timeout_chroma=1.0,
         tria_critical_dependencies="database,redis,openai",
     )
-    started = time.perf_counter()
     orchestrator, services = await start(settings)
-    elapsed = time.perf_counter() - started
     try:
+        assert orchestrator.completed
         assert services["chroma"].status is ServiceStatus.UNHEALTHY
         assert services["chroma"].error == "timed out after 1.0s"
         assert all(services[d].status is ServiceStatus.HEALTHY for d in SERVICES[:3])
-        assert elapsed < 3.0
     finally:
         await orchestrator.close()
 
@@ -294,12 +318,9 @@ async def test_non_critical_dependency_down_still_starts(deps: DependencyEndpoin
 
 
 async def test_invalid_configuration_lists_every_problem(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name in ("DATABASE_URL", "OPENAI_API_KEY", "SECRET_KEY", "TRIA_DIAGNOSTICS_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("TRIA_ENV_FILE", raising=False)
-    monkeypatch.chdir(tmp_path)
+    clear_service_env(monkeypatch, tmp_path)
     monkeypatch.setenv("REDIS_PORT", "0")
     with pytest.raises(StartupError) as caught:
         await StartupOrchestrator().startup()
@@ -345,7 +366,8 @@ async def test_runtime_chroma_probe_checks_but_never_creates(deps: DependencyEnd
 
 async def test_slow_dependency_is_degraded(fresh_deps: Any) -> None:
     own = fresh_deps("openai")
-    orchestrator, _ = await start(make_settings(own, tria_timeout_openai=2.0))
+    settings = make_settings(own, tria_timeout_openai=4.0, tria_degraded_fraction=0.25)
+    orchestrator, _ = await start(settings)
     try:
         async with httpx.AsyncClient(base_url=own.servers.openai.url) as admin:
             response = await admin.post(
@@ -390,7 +412,7 @@ async def test_clients_create_connects_everything(deps: DependencyEndpoints) -> 
         assert clients.pool is not None
         assert clients.pool.get_size() >= 1
         assert await clients.redis.ping()
-        assert await (await clients.chroma()).heartbeat() > 0
+        assert await clients.chroma().heartbeat() > 0
         assert await app_connections(deps, settings) >= 1
     finally:
         await clients.close()
@@ -414,4 +436,123 @@ async def test_clients_create_is_bounded_and_names_failures(
     assert time.perf_counter() - started < 5.0
     assert set(caught.value.failures) == {Dependency.DATABASE, Dependency.REDIS}
     assert caught.value.failures[Dependency.DATABASE] == "timed out after 0.5s"
-    assert "pw-unused" not in str(caught.value)
+    text = str(caught.value)
+    assert "pw-unused" not in text
+    # The same wording, hint included, as the probes give for the same failures.
+    clients = Clients(settings)
+    try:
+        probes = Probes(settings, clients)
+        for result in (await probes.database(), await probes.redis()):
+            assert f"  - {result.describe()}" in text.splitlines()
+    finally:
+        await clients.close()
+    assert f"is PostgreSQL at 127.0.0.1:{hanging_port} hung or unreachable?" in text
+
+
+async def test_closing_one_clients_leaves_another_chroma_working(deps: DependencyEndpoints) -> None:
+    """Each Clients owns its Chroma connections: closing one never cuts another's requests."""
+    settings = make_settings(deps)
+    first, second = Clients(settings), Clients(settings)
+    try:
+        await first.chroma().heartbeat()
+        collection = await second.chroma().get_or_create_collection(settings.chroma_collection)
+        in_flight = asyncio.create_task(second.chroma().count(collection.id))
+        await asyncio.sleep(0)
+        await first.close()
+        assert await in_flight == 0
+        assert await second.chroma().heartbeat() > 0
+        assert first.closed
+        assert not second.closed
+    finally:
+        await second.close()
+
+
+async def test_probes_after_close_report_closed_clients(deps: DependencyEndpoints) -> None:
+    """A probe after close() must not reopen a pool that nobody would close again."""
+    settings = make_settings(deps)
+    orchestrator, _ = await start(settings)
+    probes, clients = orchestrator.probes, orchestrator.clients
+    await orchestrator.close()
+    for dep in Dependency:
+        result = await probes.probe(dep)
+        assert result.status is ServiceStatus.UNHEALTHY
+        assert result.error == "client closed"
+    assert clients.pool is None
+    assert await app_connections(deps, settings) == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await clients.database()
+    with pytest.raises(RuntimeError, match="closed"):
+        clients.chroma()
+
+
+async def test_concurrent_startups_share_one_run(deps: DependencyEndpoints) -> None:
+    settings = make_settings(deps)
+    orchestrator = StartupOrchestrator(settings)
+    first, second = await asyncio.gather(orchestrator.startup(), orchestrator.startup())
+    try:
+        assert first is second
+        assert first is orchestrator.results
+        assert await app_connections(deps, settings) == 1  # one pool, min size 1
+    finally:
+        await orchestrator.close()
+
+
+async def test_baseline_latency_is_per_round_trip_and_migrations_are_not_timed(
+    deps: DependencyEndpoints,
+) -> None:
+    """The budget judges one Redis round trip (p99) and the database query, not the whole step."""
+    orchestrator, services = await start(make_settings(deps))
+    try:
+        redis_result, database = services["redis"], services["database"]
+        assert redis_result.latency_ms == redis_result.details["latency_p99_ms"]
+        assert redis_result.details["elapsed_ms"] >= redis_result.latency_ms
+        assert database.details["elapsed_ms"] >= database.latency_ms
+    finally:
+        await orchestrator.close()
+
+
+async def test_shared_clients_have_application_limits_and_probes_their_own(
+    fresh_deps: Any,
+) -> None:
+    own = fresh_deps("openai")
+    settings = make_settings(own, tria_db_command_timeout=0.5)
+    clients = Clients(settings)
+    try:
+        assert clients.openai.max_retries == settings.tria_openai_max_retries == 2
+        assert clients.openai.timeout == settings.tria_openai_request_timeout == 30.0
+        pool = await clients.database()
+        with pytest.raises(TimeoutError):
+            await pool.execute("SELECT pg_sleep(3)")  # the command timeout firing is the point
+
+        async with httpx.AsyncClient(base_url=own.servers.openai.url) as admin:
+            (await admin.post("/_admin/reset")).raise_for_status()
+            (await admin.post("/_admin/fault", json={"mode": "500"})).raise_for_status()
+            result = await Probes(settings, clients).openai()
+            stats = (await admin.get("/_admin/stats")).json()
+        assert result.status is ServiceStatus.UNHEALTHY
+        assert result.error is not None
+        assert result.error.startswith("HTTP 500")
+        assert stats["models"] == 1  # the probe does not retry, whatever the shared client does
+    finally:
+        await clients.close()
+
+
+def test_startup_errors_survive_pickling(deps: DependencyEndpoints) -> None:
+    config = ConfigError(["SECRET_KEY: is not set — set SECRET_KEY"], ".env")
+    wrapped = StartupConfigError(config)
+    for error in (config, wrapped):
+        again = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
+        assert type(again) is type(error)
+        assert again.problems == error.problems
+        assert str(again) == str(error)
+    clients_error = ClientsError({Dependency.REDIS: "refused"}, {Dependency.REDIS: "check it"})
+    assert str(pickle.loads(pickle.dumps(clients_error)))  # noqa: S301 == str(clients_error)
+
+
+async def test_startup_error_survives_pickling(deps: DependencyEndpoints) -> None:
+    error = await failed_startup(make_settings(deps, **point_at("redis", free_port())))
+    again = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
+    assert type(again) is StartupError
+    assert str(again) == str(error)
+    assert again.failures == error.failures
+    assert again.results == error.results

@@ -46,14 +46,16 @@ async def test_vectors_are_unit_length_with_default_and_requested_dimensions(
     aclient: AsyncOpenAI,
 ) -> None:
     default = await aclient.embeddings.create(model=MODEL, input=["a", "shipping times"])
+    large = await aclient.embeddings.create(model="text-embedding-3-large", input="shipping")
     small = await aclient.embeddings.create(
         model="text-embedding-3-large", input="shipping times", dimensions=64
     )
 
     assert [item.index for item in default.data] == [0, 1]
-    assert {len(item.embedding) for item in default.data} == {256}
+    assert {len(item.embedding) for item in default.data} == {1536}
+    assert len(large.data[0].embedding) == 3072
     assert len(small.data[0].embedding) == 64
-    for item in [*default.data, *small.data]:
+    for item in [*default.data, *large.data, *small.data]:
         assert math.sqrt(sum(v * v for v in item.embedding)) == pytest.approx(1.0, abs=1e-5)
     assert default.usage.prompt_tokens == 3
 

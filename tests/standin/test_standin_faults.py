@@ -115,7 +115,7 @@ async def test_clearing_a_hang_releases_the_waiting_request(
             await admin.post("/_admin/fault", json={"mode": "none"})
         released = await asyncio.wait_for(hung, timeout=5.0)
 
-    assert len(released.data[0].embedding) == 256
+    assert len(released.data[0].embedding) == 1536
 
 
 def test_startup_fault_applies_until_reset(api_key: str) -> None:
