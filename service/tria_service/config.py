@@ -106,10 +106,10 @@ def _check_secret(value: SecretStr, min_length: int, nbytes: int) -> SecretStr:
     """Long enough and not a placeholder; the fix names a generator, never the value."""
     fix = f"generate one with: python -c 'import secrets; print(secrets.token_urlsafe({nbytes}))'"
     secret = value.get_secret_value()
-    if len(secret) < min_length:
-        raise _problem(f"must be at least {min_length} characters — {fix}")
     if _is_placeholder(secret):
         raise _problem(f"is a placeholder, not a secret — {fix}")
+    if len(secret) < min_length:
+        raise _problem(f"must be at least {min_length} characters — {fix}")
     return value
 
 

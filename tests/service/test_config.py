@@ -93,6 +93,7 @@ def test_every_problem_is_reported_at_once(env: pytest.MonkeyPatch) -> None:
         "TRIA_TIMEOUT_CHROMA",
     ]
     assert all(" — " in p and "\n" not in p for p in problems), problems
+    assert "SECRET_KEY: is a placeholder" in problems[3]
     text = str(ConfigError(problems, ".env"))
     assert text.splitlines()[0] == "Invalid configuration (environment, then .env): 7 problems"
     assert all(f"  - {p}" in text.splitlines() for p in problems)
