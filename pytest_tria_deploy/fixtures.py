@@ -1,0 +1,207 @@
+"""Fixtures built from the resolved target's endpoints.
+
+Nothing starts until a test asks for an endpoint fixture: ``tria_target`` is plain data, and
+``tria_endpoints`` (which every client fixture depends on) is where a provider starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+import pytest_asyncio
+
+from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.helpers import KeyNamespace
+from pytest_tria_deploy.provision.base import ProvisionError
+from pytest_tria_deploy.provision.registry import provider_for
+from pytest_tria_deploy.redact import redact, register_secrets
+from pytest_tria_deploy.runstate import WARNINGS, settings_of
+from pytest_tria_deploy.targets import Budgets, Target
+
+CONNECT_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 30.0
+
+if TYPE_CHECKING:
+    import asyncpg
+    import httpx
+    import redis.asyncio as aioredis
+    from openai import AsyncOpenAI
+
+
+@pytest.fixture(scope="session")
+def tria_target(request: pytest.FixtureRequest) -> Target:
+    """The resolved target under test (one per selected target when several are given)."""
+    settings = settings_of(request.config)
+    return settings.target(getattr(request, "param", settings.targets[0].name))
+
+
+@pytest.fixture(scope="session")
+def tria_instance(request: pytest.FixtureRequest) -> int:
+    """Index of the service instance a test runs against (parametrized when there are several)."""
+    return int(getattr(request, "param", 0))
+
+
+@pytest.fixture(scope="session")
+def tria_endpoints(
+    tria_target: Target, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Endpoints]:
+    """Where the target's parts answer; starts the target's provider on first use."""
+    try:
+        local = tria_target.provider == "local"
+        workdir = tmp_path_factory.mktemp(f"tria-{tria_target.name}") if local else None
+        provider = provider_for(tria_target, workdir)
+    except LookupError as exc:
+        raise ProvisionError(tria_target.name, tria_target.provider, str(exc)) from None
+    try:
+        endpoints = provider.start(tria_target)
+    except Exception as exc:
+        provider.stop()
+        raise ProvisionError(
+            tria_target.name, tria_target.provider, f"{type(exc).__name__}: {exc}"
+        ) from None
+    register_secrets(endpoints.secrets())
+    try:
+        yield endpoints
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="session")
+def tria_budget(tria_target: Target) -> Budgets:
+    """The target's budgets (latency and timing limits)."""
+    return tria_target.budgets
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg wants ``postgresql://``; the SQLAlchemy-style ``postgresql+asyncpg://`` works too."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}{sep}{rest}"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pg(tria_target: Target, tria_endpoints: Endpoints) -> AsyncIterator[asyncpg.Pool]:
+    """An asyncpg pool; on a protected target every transaction is read-only at the server."""
+    import asyncpg
+
+    server_settings = {"application_name": "tria-deploy"}
+    if tria_target.protected:
+        server_settings["default_transaction_read_only"] = "on"
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(tria_endpoints.database_url.get_secret_value()),
+        min_size=1,
+        max_size=4,
+        timeout=CONNECT_TIMEOUT,
+        command_timeout=REQUEST_TIMEOUT,
+        server_settings=server_settings,
+    )
+    try:
+        yield pool
+    finally:
+        await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis_client(tria_endpoints: Endpoints) -> AsyncIterator[aioredis.Redis]:
+    """A redis.asyncio client on the target's Redis, with bounded timeouts."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(
+        tria_endpoints.redis_url.get_secret_value(),
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=REQUEST_TIMEOUT,
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis_keys(redis_client: aioredis.Redis) -> AsyncIterator[KeyNamespace]:
+    """A namespaced key helper on ``redis_client``; its keys expire and are removed at teardown."""
+    namespace = KeyNamespace(redis_client)
+    try:
+        yield namespace
+    finally:
+        await namespace.cleanup()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def openai_client(tria_endpoints: Endpoints) -> AsyncIterator[AsyncOpenAI]:
+    """AsyncOpenAI against the target's base URL (the stand-in on local targets); no retries."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(
+        api_key=tria_endpoints.openai_api_key.get_secret_value(),
+        base_url=tria_endpoints.openai_base_url,
+        timeout=REQUEST_TIMEOUT,
+        max_retries=0,
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def chroma_client(tria_endpoints: Endpoints) -> Any:
+    """A chromadb HttpClient on the target's Chroma (whose own HTTP calls have no timeout)."""
+    import chromadb
+    import httpx
+
+    heartbeat = f"{tria_endpoints.chroma_url.rstrip('/')}/api/v2/heartbeat"
+    try:
+        httpx.get(heartbeat, timeout=CONNECT_TIMEOUT).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ConnectionError(
+            f"chroma at {redact(tria_endpoints.chroma_url)} did not answer its heartbeat "
+            f"within {CONNECT_TIMEOUT:.0f}s: {type(exc).__name__}: {redact(str(exc))}"
+        ) from None
+    url = urlsplit(tria_endpoints.chroma_url)
+    ssl = url.scheme == "https"
+    return chromadb.HttpClient(
+        host=url.hostname or "127.0.0.1", port=url.port or (443 if ssl else 8000), ssl=ssl
+    )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def service(
+    tria_endpoints: Endpoints, tria_instance: int
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the service; one per instance when the target has several."""
+    import httpx
+
+    url = tria_endpoints.service_urls[tria_instance]
+    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT) as client:
+        yield client
+
+
+@pytest.fixture
+def tria_warn(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a warning for this test's stage: the stage (and verdict) becomes WARN."""
+    warnings = request.node.stash.setdefault(WARNINGS, [])
+
+    def warn(message: str) -> None:
+        text = redact(str(message))
+        warnings.append(text)
+        request.node.user_properties.append(("tria_warning", text))
+
+    return warn
+
+
+@pytest.fixture
+def tria_record(
+    record_property: Callable[[str, object], None],
+) -> Callable[[str, float, str], None]:
+    """Record a measured value: a JUnit property and an entry in verdict.json."""
+
+    def record(name: str, value: float, unit: str = "") -> None:
+        record_property(name, value)
+        if unit:
+            record_property(f"{name}.unit", unit)
+
+    return record

@@ -1,0 +1,19 @@
+"""Targets that already run (staging, prod): nothing to start; endpoints come from the target."""
+
+from __future__ import annotations
+
+from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.targets import Target
+
+
+class ExternalProvider:
+    """Starts nothing and stops nothing; the target's own data are its endpoints."""
+
+    def start(self, target: Target) -> Endpoints:
+        return target.endpoints()
+
+    def stop(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, str]:
+        return {"provider": "external", "starts": "nothing (the target is already running)"}

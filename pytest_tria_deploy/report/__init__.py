@@ -1,0 +1,1 @@
+"""What a run leaves behind: the verdict (JSON and exit code) and the terminal stage table."""

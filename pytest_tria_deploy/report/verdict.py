@@ -1,0 +1,233 @@
+"""The verdict: one status per stage and per target, the overall answer, and verdict.json.
+
+PASS: every selected check passed. WARN: a non-critical stage failed or a test recorded a
+warning. FAIL: a critical stage failed. BLOCKED: the target could not be verified at all (its
+provider did not start, or the run was interrupted before its stages finished).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from pytest_tria_deploy.outcomes import TestOutcome
+from pytest_tria_deploy.redact import redact
+from pytest_tria_deploy.settings import GateMode, TriaSettings
+from pytest_tria_deploy.stages import Stage
+
+
+class Status(StrEnum):
+    PASS = "PASS"  # noqa: S105 (a verdict, not a password)
+    WARN = "WARN"
+    FAIL = "FAIL"
+    BLOCKED = "BLOCKED"
+    SKIPPED = "SKIPPED"
+    NOT_RUN = "NOT RUN"
+
+
+_SEVERITY = [Status.PASS, Status.WARN, Status.BLOCKED, Status.FAIL]
+
+
+@dataclass
+class StageResult:
+    stage: Stage
+    tests: list[TestOutcome] = field(default_factory=list)
+    status: Status = Status.NOT_RUN
+    reason: str = ""
+
+    def count(self, *outcomes: str) -> int:
+        return sum(t.outcome in outcomes for t in self.tests)
+
+    @property
+    def duration(self) -> float:
+        return sum(t.duration for t in self.tests)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.stage.name,
+            "critical": self.stage.critical,
+            "status": self.status.value,
+            "reason": self.reason,
+            "passed": self.count("passed"),
+            "failed": self.count("failed", "error"),
+            "skipped": self.count("skipped"),
+            "blocked": self.count("blocked"),
+            "duration": round(self.duration, 6),
+            "tests": [t.as_dict() for t in self.tests],
+        }
+
+
+@dataclass
+class TargetVerdict:
+    name: str
+    provider: str
+    protected: bool
+    stages: list[StageResult]
+    verdict: Status = Status.PASS
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.name,
+            "provider": self.provider,
+            "protected": self.protected,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "stages": [s.as_dict() for s in self.stages],
+        }
+
+
+@dataclass
+class Verdict:
+    targets: list[TargetVerdict]
+    gate: GateMode
+    started: datetime
+    finished: datetime
+    verdict: Status = Status.PASS
+    reason: str = ""
+    git_sha: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict in (Status.FAIL, Status.BLOCKED):
+            return 1
+        return int(self.verdict is Status.WARN and self.gate is GateMode.STRICT)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "exit_code": self.exit_code,
+            "gate": self.gate.value,
+            "target": ",".join(t.name for t in self.targets),
+            "provider": ",".join(dict.fromkeys(t.provider for t in self.targets)),
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat(),
+            "tool": {"name": "tria-deploy", "version": tool_version()},
+            "suites_git_sha": self.git_sha,
+            "targets": [t.as_dict() for t in self.targets],
+        }
+        redacted: dict[str, Any] = _redact_tree(data)
+        return redacted
+
+
+def build_verdict(
+    settings: TriaSettings,
+    outcomes: Iterable[TestOutcome],
+    *,
+    started: datetime,
+    interrupted: bool,
+    suites_dir: Path | None,
+) -> Verdict:
+    """Fold outcomes into stage, target and overall verdicts."""
+    by_key: dict[tuple[str, str], list[TestOutcome]] = {}
+    for outcome in outcomes:
+        by_key.setdefault((outcome.target, outcome.stage), []).append(outcome)
+    targets = []
+    for target in settings.targets:
+        stages = [
+            _stage_result(stage, by_key.get((target.name, stage.name), []), settings.gate)
+            for stage in settings.graph.stages
+            if stage.name in settings.run_stages
+        ]
+        tv = TargetVerdict(target.name, target.provider, target.protected, stages)
+        tv.verdict, tv.reason = _target_status(stages, interrupted)
+        targets.append(tv)
+    worst = max(targets, key=lambda t: _SEVERITY.index(t.verdict))
+    reason = worst.reason
+    if len(targets) > 1 and reason:
+        reason = f"{worst.name}: {reason}"
+    return Verdict(
+        targets=targets,
+        gate=settings.gate,
+        started=started,
+        finished=datetime.now(UTC),
+        verdict=worst.verdict,
+        reason=reason,
+        git_sha=git_sha(suites_dir) if suites_dir else None,
+    )
+
+
+def _stage_result(stage: Stage, tests: list[TestOutcome], gate: GateMode) -> StageResult:
+    result = StageResult(stage, tests)
+    failure = next((t for t in tests if t.failed), None)
+    warning = next((t for t in tests if t.warnings), None)
+    blocked = next((t for t in tests if t.outcome == "blocked"), None)
+    if failure is not None:
+        if failure.provision:
+            result.status = Status.BLOCKED
+        else:
+            result.status = Status.FAIL if stage.critical else Status.WARN
+        result.reason = f"{stage.name} failed: {failure.nodeid}: {failure.reason}"
+    elif blocked is not None:
+        result.status, result.reason = Status.BLOCKED, blocked.reason
+    elif warning is not None:
+        strict = gate is GateMode.STRICT and stage.critical
+        result.status = Status.FAIL if strict else Status.WARN
+        result.reason = f"{stage.name} warned: {warning.nodeid}: {warning.warnings[0]}"
+    elif any(t.outcome == "passed" for t in tests):
+        result.status = Status.PASS
+    elif tests:
+        result.status = Status.SKIPPED
+    return result
+
+
+def _target_status(stages: Sequence[StageResult], interrupted: bool) -> tuple[Status, str]:
+    for status in (Status.FAIL, Status.BLOCKED):
+        first = next((s for s in stages if s.status is status), None)
+        if first is not None:
+            return status, first.reason
+    if interrupted:
+        return Status.BLOCKED, "the run was interrupted before every stage finished"
+    first_warn = next((s for s in stages if s.status is Status.WARN), None)
+    if first_warn is not None:
+        return Status.WARN, first_warn.reason
+    return Status.PASS, ""
+
+
+def write_verdict(verdict: Verdict, report_dir: Path) -> Path:
+    """Write verdict.json (every string already redacted) and return its path."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = report_dir / "verdict.json"
+    path.write_text(json.dumps(verdict.as_dict(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def tool_version() -> str:
+    try:
+        return version("tria-deploy")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def git_sha(directory: Path) -> str | None:
+    """The commit the suites were taken from, when they live in a git work tree."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and sha else None
+
+
+def _redact_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_tree(v) for v in value]
+    return value

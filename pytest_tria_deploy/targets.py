@@ -1,0 +1,240 @@
+"""Targets are data: where a deployment lives, how to reach it, its budgets and its protection.
+
+They come from the built-ins below plus ``tria.toml`` (or ``[tool.tria]`` in pyproject.toml).
+Secrets are written as ``${ENV_VAR}`` references and resolved only for the targets a run selects.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.interpolate import interpolate, missing
+
+ProviderName = Literal["local", "containers", "compose", "external"]
+DependencyName = Literal["database", "redis", "openai", "chroma"]
+ALL_DEPENDENCIES: tuple[DependencyName, ...] = ("database", "redis", "openai", "chroma")
+SECRET_FIELDS = ("database_url", "redis_url", "openai_api_key", "diagnostics_token", "secret_key")
+
+
+class TargetError(ValueError):
+    """Targets or their configuration are unusable; ``problems`` lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Budgets(BaseModel):
+    """Latency and timing budgets a target must meet; extra numeric budgets are allowed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    readiness_ms: float = Field(default=1000.0, gt=0)
+    redis_p99_ms: float = Field(default=50.0, gt=0)
+    database_p99_ms: float = Field(default=100.0, gt=0)
+    startup_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _extras_are_numbers(self) -> Budgets:
+        for key, value in (self.model_extra or {}).items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"budget {key!r} must be a number, got {value!r}")
+        return self
+
+    def get(self, name: str) -> float:
+        """A budget by name, including extra ones from tria.toml."""
+        value = getattr(self, name)
+        return float(value)
+
+
+class Target(BaseModel):
+    """One deployment to verify."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    provider: ProviderName = "external"
+    protected: bool = False
+    description: str = ""
+    service_url: str | None = None
+    instances: list[str] = Field(default_factory=list)
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_embedding_model: str = "text-embedding-3-small"
+    chroma_url: str | None = None
+    chroma_collection: str = "tria_knowledge"
+    diagnostics_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    critical: list[DependencyName] = Field(default_factory=lambda: list(ALL_DEPENDENCIES))
+    budgets: Budgets = Field(default_factory=Budgets)
+
+    @model_validator(mode="after")
+    def _endpoints_fit_provider(self) -> Target:
+        if self.service_url and self.instances:
+            raise ValueError("give service_url or instances, not both")
+        if self.provider == "external":
+            missing = [
+                name
+                for name in ("database_url", "redis_url", "openai_api_key", "chroma_url")
+                if getattr(self, name) is None
+            ]
+            if not (self.service_url or self.instances):
+                missing.insert(0, "service_url (or instances)")
+            if missing:
+                raise ValueError(f"provider 'external' needs {', '.join(missing)}")
+        return self
+
+    @property
+    def instance_urls(self) -> list[str]:
+        """The service URLs the target declares; empty when its provider starts the service."""
+        return list(self.instances) or ([self.service_url] if self.service_url else [])
+
+    def secret_values(self) -> list[str]:
+        """Resolved secret values, for the redactor."""
+        values = (getattr(self, name) for name in SECRET_FIELDS)
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    def endpoints(self) -> Endpoints:
+        """The endpoints an external target declares (call only on a resolved target)."""
+        if not (self.database_url and self.redis_url and self.openai_api_key and self.chroma_url):
+            raise TargetError([f"target '{self.name}' declares no endpoints of its own"])
+        return Endpoints(
+            service_urls=self.instance_urls,
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            openai_base_url=self.openai_base_url,
+            openai_api_key=self.openai_api_key,
+            openai_model=self.openai_model,
+            openai_embedding_model=self.openai_embedding_model,
+            chroma_url=self.chroma_url,
+            chroma_collection=self.chroma_collection,
+            diagnostics_token=self.diagnostics_token,
+            secret_key=self.secret_key,
+        )
+
+    def resolve(self, env: Mapping[str, str]) -> Target:
+        """Substitute ``${VAR}`` references; raises TargetError naming every missing variable."""
+        fields = self._templated_fields()
+        problems = [
+            f"target '{self.name}': {var} is not set (used by {where}); "
+            f"export {var}, or write ${{{var}:-default}} in the config"
+            for where, text in fields
+            for var in missing(text, env)
+        ]
+        if problems:
+            raise TargetError(problems)
+        updates: dict[str, Any] = {"instances": [interpolate(u, env) for u in self.instances]}
+        for name, text in fields:
+            if not name.startswith("instances["):
+                value = interpolate(text, env)
+                updates[name] = SecretStr(value) if name in SECRET_FIELDS else value
+        return self.model_copy(update=updates)
+
+    def _templated_fields(self) -> list[tuple[str, str]]:
+        """(where, raw text) for every string that may hold ``${VAR}`` references."""
+        fields: list[tuple[str, str]] = []
+        for name, value in self.__dict__.items():
+            if isinstance(value, SecretStr):
+                fields.append((name, value.get_secret_value()))
+            elif isinstance(value, str) and name != "name":
+                fields.append((name, value))
+        fields += [(f"instances[{i}]", url) for i, url in enumerate(self.instances)]
+        return fields
+
+
+BUILTIN_TARGETS: dict[str, Target] = {
+    "local": Target(
+        name="local",
+        provider="local",
+        description="throwaway PostgreSQL, Redis, Chroma, OpenAI stand-in and service",
+    ),
+    "containers": Target(
+        name="containers", provider="containers", description="the same stack on testcontainers"
+    ),
+}
+
+
+class StageTable(BaseModel):
+    """``[stages.NAME]`` in the config: a new stage, or a change to a built-in one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after: list[str] | None = None
+    critical: bool | None = None
+    description: str | None = None
+
+
+class TriaFile(BaseModel):
+    """The whole configuration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    stages: dict[str, StageTable] = Field(default_factory=dict)
+    source: str = "built-in targets"
+
+
+def load_config(root: Path, explicit: str | None, cwd: Path) -> tuple[TriaFile, dict[str, Target]]:
+    """Read tria.toml (or pyproject's ``[tool.tria]``) and validate every target in it."""
+    path, table = _read(root, explicit, cwd)
+    try:
+        data = TriaFile.model_validate({**table, "source": str(path) if path else "built-in"})
+    except ValidationError as exc:
+        raise TargetError([f"{path}: {line}" for line in _error_lines(exc)]) from None
+    targets = dict(BUILTIN_TARGETS)
+    problems: list[str] = []
+    for name, body in data.targets.items():
+        try:
+            targets[name] = Target.model_validate({**body, "name": name})
+        except ValidationError as exc:
+            problems.extend(f"{path}: targets.{name}: {line}" for line in _error_lines(exc))
+    if problems:
+        raise TargetError(problems)
+    return data, targets
+
+
+def _read(root: Path, explicit: str | None, cwd: Path) -> tuple[Path | None, dict[str, Any]]:
+    if explicit:
+        candidates = [cwd / explicit, root / explicit]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise TargetError([f"config file {explicit!r} not found; check --tria-config"])
+        return path, _parse(path, path.name == "pyproject.toml")
+    if (root / "tria.toml").is_file():
+        return root / "tria.toml", _parse(root / "tria.toml", False)
+    if (root / "pyproject.toml").is_file():
+        table = _parse(root / "pyproject.toml", True)
+        if table:
+            return root / "pyproject.toml", table
+    return None, {}
+
+
+def _parse(path: Path, pyproject: bool) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetError([f"{path} does not parse: {exc}; fix the TOML syntax"]) from None
+    except OSError as exc:
+        raise TargetError([f"{path} cannot be read: {exc.strerror}"]) from None
+    if pyproject:
+        tool = data.get("tool", {})
+        return dict(tool.get("tria", {})) if isinstance(tool, dict) else {}
+    return data
+
+
+def _error_lines(exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return lines

@@ -1,0 +1,164 @@
+"""The client fixtures against real servers: PostgreSQL, Redis, Chroma and the OpenAI stand-in.
+
+An ``external`` target in a pytester-written tria.toml points at the shared ``deps`` through
+``${ENV}`` references, so the fixtures are built exactly as for a real remote deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from tests.plugin.conftest import QUIET_INI, read_verdict
+
+TARGETS = """
+[targets.live]
+protected = {protected}
+service_url = "${{LIVE_SERVICE_URL}}"
+database_url = "${{LIVE_DATABASE_URL}}"
+redis_url = "${{LIVE_REDIS_URL}}"
+openai_base_url = "${{LIVE_OPENAI_BASE_URL}}"
+openai_api_key = "${{LIVE_OPENAI_API_KEY}}"
+chroma_url = "${{LIVE_CHROMA_URL}}"
+
+[targets.live.budgets]
+redis_p99_ms = 250
+"""
+
+SUITE = {
+    "test_03_database": """
+import asyncpg
+import httpx
+import pytest
+from pytest_tria_deploy import read_only
+
+async def test_query(pg):
+    assert await pg.fetchval("SELECT 1") == 1
+
+async def test_protected_is_read_only(pg, tria_target):
+    async with read_only(pg) as conn:
+        assert await conn.fetchval("SHOW transaction_read_only") == "on"
+    if tria_target.protected:
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await pg.execute("CREATE TABLE tria_plugin_probe (i int)")
+    else:
+        await pg.execute("CREATE TEMP TABLE tria_plugin_probe (i int)")
+""",
+    "test_04_redis": """
+import time
+
+async def test_namespaced_keys(redis_client, redis_keys, tria_budget, tria_record):
+    key = await redis_keys.set("probe", "value")
+    assert key.startswith(redis_keys.prefix)
+    assert await redis_keys.get("probe") == b"value"
+    assert 0 < await redis_client.ttl(key) <= redis_keys.ttl
+    with open("redis_key.txt", "w") as handle:
+        handle.write(key)
+    started = time.perf_counter()
+    await redis_client.ping()
+    tria_record("redis_ping_ms", (time.perf_counter() - started) * 1000, "ms")
+    assert tria_budget.redis_p99_ms == 250
+""",
+    "test_05_external": """
+async def test_openai_models(openai_client, tria_endpoints):
+    models = [m.id async for m in openai_client.models.list()]
+    assert tria_endpoints.openai_model in models
+
+def test_chroma_heartbeat(chroma_client):
+    assert chroma_client.heartbeat() > 0
+""",
+    "test_07_health": """
+async def test_service_answers(service, tria_endpoints):
+    key = tria_endpoints.openai_api_key.get_secret_value()
+    response = await service.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+""",
+}
+
+
+@pytest.fixture
+def live(
+    pytester: pytest.Pytester, deps: object, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    values = {
+        "LIVE_DATABASE_URL": deps.database_url,  # type: ignore[attr-defined]
+        "LIVE_REDIS_URL": deps.redis_url,  # type: ignore[attr-defined]
+        "LIVE_CHROMA_URL": deps.chroma_url,  # type: ignore[attr-defined]
+        "LIVE_OPENAI_BASE_URL": deps.openai_base_url,  # type: ignore[attr-defined]
+        "LIVE_OPENAI_API_KEY": deps.openai_api_key,  # type: ignore[attr-defined]
+        "LIVE_SERVICE_URL": deps.openai_base_url.removesuffix("/v1"),  # type: ignore[attr-defined]
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    pytester.makeini(QUIET_INI)
+    pytester.makepyfile(**SUITE)
+    return pytester
+
+
+@pytest.mark.parametrize("protected", [True, False], ids=["protected", "unprotected"])
+def test_fixtures_against_real_services(
+    live: pytest.Pytester, deps: object, protected: bool
+) -> None:
+    live.makefile(".toml", tria=TARGETS.format(protected=str(protected).lower()))
+    result = live.runpytest_subprocess("--tria-target=live", "-v", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=6)
+    verdict = read_verdict(live)
+    assert verdict["verdict"] == "PASS"
+    assert verdict["provider"] == "external"
+    redis_test = verdict["targets"][0]["stages"][3]["tests"][0]
+    assert redis_test["properties"]["redis_ping_ms.unit"] == "ms"
+    assert '<property name="redis_ping_ms" value=' in (live.path / "junit.xml").read_text()
+    key = Path(live.path, "redis_key.txt").read_text()
+    assert not asyncio.run(_exists(deps.redis_url, key))  # type: ignore[attr-defined]
+
+
+async def _exists(url: str, key: str) -> int:
+    client = aioredis.Redis.from_url(url)
+    try:
+        return int(await client.exists(key))
+    finally:
+        await client.aclose()
+
+
+def test_local_target_starts_a_stack_on_demand_and_stops_it(pytester: pytest.Pytester) -> None:
+    pytester.makeini(QUIET_INI)
+    pytester.makepyfile(
+        test_07_health="""
+        async def test_liveness(service, pg, tria_endpoints):
+            with open("service_url.txt", "w") as handle:
+                handle.write(tria_endpoints.service_urls[0])
+            assert (await service.get("/health")).status_code == 200
+            assert await pg.fetchval("SELECT 1") == 1
+        """
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1)
+    url = Path(pytester.path, "service_url.txt").read_text()
+    assert url.startswith("http://127.0.0.1:")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/health", timeout=5)
+
+
+def test_unreachable_chroma_is_named(pytester: pytest.Pytester) -> None:
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(
+        ".toml",
+        tria="""
+        [targets.down]
+        service_url = "http://127.0.0.1:9"
+        database_url = "postgresql://u:p@127.0.0.1:9/db"
+        redis_url = "redis://127.0.0.1:9"
+        openai_api_key = "k"
+        chroma_url = "http://127.0.0.1:9"
+        """,
+    )
+    pytester.makepyfile(test_05_external="def test_chroma(chroma_client):\n    pass\n")
+    result = pytester.runpytest("--tria-target=down")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["VERDICT: FAIL - external failed: *chroma at http://127.0.0.1:9 did not answer its *"]
+    )

@@ -1,0 +1,218 @@
+"""Options and ini keys: every bad value is one clear usage error (exit 4, no traceback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.plugin.conftest import QUIET_INI, executed, read_verdict
+
+SHIPPED_LIKE = """
+[targets.staging]
+service_url = "https://staging.example"
+database_url = "${STAGING_DB}"
+redis_url = "redis://r"
+openai_api_key = "${STAGING_KEY:-sk-placeholder-key}"
+chroma_url = "https://chroma"
+
+[targets.prod]
+protected = true
+service_url = "https://prod.example"
+database_url = "${PROD_DB}"
+redis_url = "${PROD_REDIS}"
+openai_api_key = "k"
+chroma_url = "https://chroma"
+"""
+
+
+@pytest.fixture
+def configured(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(".toml", tria=SHIPPED_LIKE)
+    pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
+    return pytester
+
+
+def _usage_error(result: pytest.RunResult, line: str) -> None:
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([line])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--tria-target=prd"],
+            "ERROR: tria-deploy: unknown target 'prd'; known: local, containers, staging, prod; "
+            "did you mean 'prod'?",
+        ),
+        (
+            ["--tria-stage=smok"],
+            "ERROR: tria-deploy: unknown stage 'smok' in --tria-stage; known: preflight, *, smoke; "
+            "did you mean 'smoke'?",
+        ),
+        (
+            ["--tria-gate=strcit"],
+            "ERROR: tria-deploy: unknown gate mode 'strcit' in --tria-gate; use one of: strict, "
+            "normal, off; did you mean 'strict'?",
+        ),
+        (
+            ["--tria-config=missing.toml"],
+            "ERROR: tria-deploy: config file 'missing.toml' not found; check --tria-config",
+        ),
+    ],
+)
+def test_bad_option_values(configured: pytest.Pytester, args: list[str], message: str) -> None:
+    _usage_error(configured.runpytest(*args), message)
+
+
+def test_several_problems_are_reported_at_once(configured: pytest.Pytester) -> None:
+    result = configured.runpytest("--tria-target=nope", "--tria-stage=nope")
+    _usage_error(result, "ERROR: tria-deploy: 2 problems:")
+    result.stderr.fnmatch_lines(["  - unknown target 'nope'*", "  - unknown stage 'nope'*"])
+
+
+def test_missing_secret_variables_name_variable_and_target(
+    configured: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROD_DB", raising=False)
+    monkeypatch.delenv("PROD_REDIS", raising=False)
+    result = configured.runpytest("--tria-target=prod")
+    _usage_error(result, "ERROR: tria-deploy: 2 problems:")
+    result.stderr.fnmatch_lines(
+        [
+            "  - target 'prod': PROD_DB is not set (used by database_url); export PROD_DB, or *",
+            "  - target 'prod': PROD_REDIS is not set (used by redis_url)*",
+        ]
+    )
+
+
+def test_unselected_targets_need_no_variables(configured: pytest.Pytester) -> None:
+    result = configured.runpytest()
+    result.assert_outcomes(passed=1)
+
+
+def test_config_that_does_not_parse(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", tria="[targets.prod\nprovider = 1\n")
+    result = pytester.runpytest()
+    _usage_error(result, "ERROR: tria-deploy: */tria.toml does not parse: * fix the TOML syntax")
+
+
+def test_invalid_target_lists_every_problem(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".toml",
+        tria="[targets.a]\nprovider = 'docker'\n[targets.b]\nprovider = 'external'\n",
+    )
+    result = pytester.runpytest()
+    _usage_error(result, "ERROR: tria-deploy: 2 problems:")
+    result.stderr.fnmatch_lines(
+        [
+            "*targets.a: provider: Input should be 'local', 'containers', 'compose' or 'external'",
+            "*targets.b: provider 'external' needs service_url (or instances), database_url, *",
+        ]
+    )
+
+
+def test_unknown_stage_in_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.tria_stage('databse')\ndef test_x():\n    pass\n"
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown stage 'databse' in @pytest.mark.tria_stage*database'?"])
+
+
+def test_help_shows_the_group(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", tria="not toml at all [")
+    result = pytester.runpytest("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "deployment verification (tria-deploy):",
+            "  --tria-target=NAME*",
+            "  --tria-config=PATH*",
+            "  --tria-stage=NAME*",
+            "  --tria-no-deps*",
+            "  --tria-gate=MODE*",
+            "  --tria-report-dir=PATH",
+            "  --tria-allow-destructive",
+        ]
+    )
+    result.stdout.fnmatch_lines(["  tria_target (args):*", "  tria_gate (string):*"])
+
+
+def test_header_shows_target_provider_protection_and_stages(
+    configured: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROD_DB", "postgresql://u:header-pw-1@db/x")
+    monkeypatch.setenv("PROD_REDIS", "redis://r")
+    result = configured.runpytest("--tria-target=prod", "--tria-stage=preflight")
+    result.stdout.fnmatch_lines(
+        [
+            "tria-deploy: target prod (provider external: nothing*; protected)",
+            "tria-deploy: stages preflight and dependencies; gate normal; config */tria.toml",
+        ]
+    )
+    assert "header-pw-1" not in result.stdout.str()
+
+
+def test_ini_keys_in_pyproject(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGING_DB", "postgresql://u:p@h/d")
+    pytester.makepyprojecttoml(
+        """
+        [tool.pytest.ini_options]
+        tria_target = ["staging"]
+        tria_config = "conf/targets.toml"
+        tria_report_dir = "out/verdicts"
+        tria_gate = "strict"
+        filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
+        """
+    )
+    (pytester.path / "conf").mkdir()
+    (pytester.path / "conf" / "targets.toml").write_text(SHIPPED_LIKE)
+    pytester.makepyfile(test_02_environment="def test_env():\n    pass\n")
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines(["tria-deploy: target staging *", "*gate strict*"])
+    verdict = read_verdict(pytester, "out/verdicts")
+    assert verdict["target"] == "staging"
+    assert verdict["gate"] == "strict"
+    assert executed(result) == ["test_env"]
+
+
+def test_tool_tria_in_pyproject(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        """
+        [tool.tria.targets.edge]
+        provider = "local"
+        protected = true
+        """
+    )
+    pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
+    result = pytester.runpytest("--tria-target=edge")
+    result.stdout.fnmatch_lines(["tria-deploy: target edge (provider local*; protected)"])
+
+
+def test_report_dir_that_is_a_file(configured: pytest.Pytester) -> None:
+    configured.makefile(".txt", out="not a directory")
+    result = configured.runpytest("--tria-report-dir=out.txt")
+    _usage_error(
+        result,
+        "ERROR: tria-deploy: --tria-report-dir 'out.txt' is a file, not a directory; give a *",
+    )
+
+
+def test_verdict_hook_sees_the_redacted_verdict(configured: pytest.Pytester) -> None:
+    configured.makeconftest(
+        """
+        def pytest_tria_verdict(config, verdict):
+            with open("seen.txt", "w") as handle:
+                handle.write(verdict["verdict"] + " " + verdict["target"])
+        """
+    )
+    configured.runpytest().assert_outcomes(passed=1)
+    assert (configured.path / "seen.txt").read_text() == "PASS local"
+
+
+def test_incompatible_dist_mode_is_warned_about(configured: pytest.Pytester) -> None:
+    result = configured.runpytest("-n", "2", "--dist", "loadfile")
+    result.stdout.fnmatch_lines(["*tria-deploy: --dist=loadfile may split a target's stages*"])

@@ -1,0 +1,54 @@
+"""A secret planted in failures, skip reasons and captured output reaches no output at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.plugin.conftest import QUIET_INI
+
+SECRET = "planted-Secret-4f9a1c"
+TARGET = """
+[targets.stage]
+service_url = "http://127.0.0.1:9"
+database_url = "postgresql://tria:${PLANTED_DB_PASSWORD}@127.0.0.1:9/tria"
+redis_url = "redis://127.0.0.1:9"
+openai_api_key = "${PLANTED_API_KEY}"
+chroma_url = "http://127.0.0.1:9"
+"""
+SUITE = f"""
+import os
+
+def test_db_connects(tria_target):
+    dsn = tria_target.database_url.get_secret_value()
+    print("connecting with", dsn, "and key", os.environ["PLANTED_API_KEY"])
+    raise ConnectionError(f"cannot connect to {{dsn}} (password {SECRET})")
+"""
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["inline", "xdist"])
+def test_planted_secret_never_reaches_any_output(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
+) -> None:
+    monkeypatch.setenv("PLANTED_DB_PASSWORD", SECRET)
+    monkeypatch.setenv("PLANTED_API_KEY", "opaque-key-7d2e91b")
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(".toml", tria=TARGET)
+    pytester.makepyfile(test_03_database=SUITE, test_06_components="def test_c():\n    pass\n")
+    args = ["--tria-target=stage", "--junitxml=junit.xml", "-rA", "-v"]
+    if xdist:
+        args += ["-n", "2"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1, skipped=1)
+    terminal = result.stdout.str() + result.stderr.str()
+    verdict = (pytester.path / "reports" / "verdict.json").read_text()
+    junit = (pytester.path / "junit.xml").read_text()
+    for text in (terminal, verdict, junit):
+        assert SECRET not in text
+        assert "opaque-key-7d2e91b" not in text
+        assert "postgresql://tria:***@127.0.0.1:9/tria" in text
+    assert "blocked: database failed: test_03_database.py::test_db_connects: ConnectionError" in (
+        verdict
+    )
+    result.stdout.fnmatch_lines(
+        ["*connecting with postgresql://tria:***@127.0.0.1:9/tria and key ***"]
+    )
