@@ -1,1 +1,4 @@
-"""Root conftest: project-wide pytest settings only; the plugin itself loads through its entry point."""
+"""Root conftest: project-wide pytest settings only.
+
+The plugin itself loads through its pytest11 entry point.
+"""

@@ -1,4 +1,4 @@
-"""Where a target's parts answer: what a provider yields and what the fixtures and suites connect to."""
+"""Where a target's parts answer: what a provider yields, and what fixtures connect to."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class Endpoints(BaseModel):
-    """Resolved addresses and credentials of one target; secrets stay SecretStr until a client needs them."""
+    """Resolved addresses and credentials of one target; secrets stay SecretStr until used."""
 
     model_config = ConfigDict(frozen=True)
 
