@@ -18,10 +18,9 @@ import logging
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import httpx
@@ -29,7 +28,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 from tria_service.clients import Clients
-from tria_service.config import Dependency, Settings
+from tria_service.config import Dependency, Settings, load_settings
 from tria_service.production.health_monitor import HealthMonitor
 from tria_service.production.probes import Probes
 from tria_service.production.startup_orchestrator import StartupOrchestrator
@@ -49,12 +48,6 @@ class Row:
     ratio: float
     goal: str
     met: bool | None
-
-
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    fields = Settings.model_fields
-    values: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.lower() in fields}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 async def hammer(call: Callable[[], Awaitable[object]], seconds: float, concurrency: int) -> int:
@@ -141,7 +134,7 @@ def run(workdir: Path, seconds: float, concurrency: int, console: Console) -> li
     with LocalStack(workdir) as stack:
         console.print("starting PostgreSQL, Redis, Chroma and the OpenAI stand-in ...")
         deps = stack.start_dependencies()
-        env = stack.service_env(deps)
+        env = {**stack.service_env(deps), "TRIA_SHUTDOWN_DRAIN_DELAY": "0"}  # stop at once
         standin = stack.servers.openai if stack.servers else None
         assert standin is not None
         service = start_service(workdir, env)
@@ -153,7 +146,7 @@ def run(workdir: Path, seconds: float, concurrency: int, console: Console) -> li
             )
         finally:
             service.stop()
-        settings = settings_from_env(env)
+        settings = load_settings(**env)
         console.print("probe rates in-process: the monitor, then check-per-request")
         rates = asyncio.run(probe_rates(settings, seconds, concurrency))
         console.print(f"startup, {STARTUP_RUNS} runs each: healthy, then OpenAI 1 s slow")

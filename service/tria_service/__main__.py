@@ -2,19 +2,19 @@
 
 Exit codes: 2 for bad configuration (every problem listed), 1 when startup is refused because a
 critical dependency failed (each one named). Both print a plain message to stderr, never a
-traceback. On SIGTERM readiness fails at once, in-flight requests finish, and the process exits
-within TRIA_SHUTDOWN_GRACE seconds.
+traceback; Ctrl-C ends with 130, also without one. On SIGTERM readiness fails at once, new work
+is refused, in-flight requests finish, and the process exits within TRIA_SHUTDOWN_GRACE seconds.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 from dataclasses import dataclass
 
 import uvicorn
 from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,36 +27,60 @@ from tria_service.redaction import redact, register_secrets
 
 EXIT_STARTUP_REFUSED = 1
 EXIT_BAD_CONFIG = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 # Share of the grace period kept for the shutdown callbacks (closing pools and clients), at most.
 LIFECYCLE_SHARE = 0.25
 LIFECYCLE_MAX_SECONDS = 5.0
-# HTTP client libraries log every request at INFO: one line per probe, every refresh interval.
-CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore")
-
-_SERVER_FIXES = {
-    "tria_host": "TRIA_HOST: must be a host name or address — e.g. 127.0.0.1 or 0.0.0.0",
-    "tria_port": "TRIA_PORT: must be an integer in 1..65535 — e.g. 8000",
-    "tria_shutdown_drain_delay": (
-        "TRIA_SHUTDOWN_DRAIN_DELAY: must be zero or a positive number of seconds — e.g. 0 or 5"
-    ),
-    "tria_log_level": "TRIA_LOG_LEVEL: must be one of debug, info, warning, error — e.g. info",
-}
+# Default drain delay: long enough for a load balancer polling readiness every few seconds to
+# see the 503, and never more than a quarter of the grace period.
+DRAIN_DELAY_MAX_SECONDS = 5.0
+DRAIN_DELAY_SHARE = 0.25
 
 
 class ServerSettings(BaseSettings):
-    """Where to listen and how to drain: process concerns, not the service's own settings."""
+    """Where to listen and how to drain: process concerns, not the service's own settings.
+
+    Each field's description is the fix printed when its value is invalid.
+    """
 
     model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
-    tria_host: str = Field(default="127.0.0.1", min_length=1)
-    tria_port: int = Field(default=8000, ge=1, le=65535)
-    tria_shutdown_drain_delay: float = Field(
-        default=0.0,
+    tria_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="must be a host name or address — e.g. 127.0.0.1 or 0.0.0.0",
+    )
+    tria_port: int = Field(
+        default=8000, ge=1, le=65535, description="must be an integer in 1..65535 — e.g. 8000"
+    )
+    tria_shutdown_drain_delay: float | None = Field(
+        default=None,
         ge=0,
         allow_inf_nan=False,
-        description="seconds to keep accepting (readiness failing) after SIGTERM before draining",
+        description="must be zero or a positive number of seconds — e.g. 0 or 5 (unset: "
+        "min(5, TRIA_SHUTDOWN_GRACE / 4))",
     )
-    tria_log_level: str = Field(default="info", pattern="^(?i:debug|info|warning|error)$")
+    tria_log_level: str = Field(
+        default="info",
+        pattern="^(?i:debug|info|warning|error)$",
+        description="must be one of debug, info, warning, error — e.g. info",
+    )
+
+    def drain_delay(self, grace: float) -> float:
+        """Seconds to keep accepting (readiness failing) after SIGTERM before draining."""
+        if self.tria_shutdown_drain_delay is not None:
+            return self.tria_shutdown_drain_delay
+        return min(DRAIN_DELAY_MAX_SECONDS, grace * DRAIN_DELAY_SHARE)
+
+
+def server_problem(error: ErrorDetails) -> str:
+    """One line naming the variable and its fix, from the error's location only (no value)."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    info = ServerSettings.model_fields.get(field)
+    var = field.upper() or "server settings"
+    if info is None or info.description is None:
+        return f"{var}: is invalid ({error['type']}) — fix the value of {var}"
+    return f"{var}: {info.description}"
 
 
 @dataclass(frozen=True)
@@ -86,12 +110,11 @@ def load_configuration() -> tuple[Settings, ServerSettings]:
     try:
         server = ServerSettings(_env_file=resolve_env_file())  # type: ignore[call-arg]
     except ValidationError as exc:
-        fields = {str(e["loc"][0]) for e in exc.errors(include_input=False) if e["loc"]}
-        problems += [_SERVER_FIXES[f] for f in sorted(fields) if f in _SERVER_FIXES]
+        problems += sorted({server_problem(e) for e in exc.errors(include_input=False)})
     too_long = (
         settings is not None
         and server is not None
-        and server.tria_shutdown_drain_delay > settings.tria_shutdown_grace
+        and server.drain_delay(settings.tria_shutdown_grace) > settings.tria_shutdown_grace
     )
     if too_long:
         problems.append(
@@ -140,9 +163,8 @@ class StartupFailureReporter:
 
 def serve(settings: Settings, server_settings: ServerSettings) -> int:
     """Run uvicorn until it stops; the exit code for the process."""
-    budget = ShutdownBudget.split(
-        settings.tria_shutdown_grace, server_settings.tria_shutdown_drain_delay
-    )
+    grace = settings.tria_shutdown_grace
+    budget = ShutdownBudget.split(grace, server_settings.drain_delay(grace))
     lifecycle = get_lifecycle_manager()
     lifecycle.total_budget = budget.callbacks
     app = create_app(settings, handle_signals=True, drain_delay=budget.drain_delay)
@@ -172,14 +194,19 @@ def _report_refusal(error: StartupError | ConfigError, settings: Settings) -> in
 
 def main() -> int:
     try:
+        return _run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
+        return EXIT_INTERRUPTED
+
+
+def _run() -> int:
+    try:
         settings, server_settings = load_configuration()
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_CONFIG
     register_secrets(settings.secret_values())
     configure_logging(server_settings.tria_log_level)
-    for name in CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     return serve(settings, server_settings)
 
 

@@ -14,19 +14,23 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from tria_service import __version__
+from tria_service.api.drain import DrainGate
 from tria_service.api.health import router as health_router
 from tria_service.clients import Clients
 from tria_service.config import Settings
 from tria_service.metrics import ServiceMetrics
 from tria_service.production.health_monitor import HealthMonitor, get_health_monitor
 from tria_service.production.lifecycle_manager import LifecycleManager, get_lifecycle_manager
+from tria_service.production.probes import pool_stats as postgres_pool_stats
 from tria_service.production.startup_orchestrator import StartupOrchestrator, get_orchestrator
-from tria_service.redaction import register_secrets
 
 TITLE = "Tria AIBPO Platform"
 DESCRIPTION = "Multi-Agent AIBPO System"
+# Answer during the drain too: readiness must be seen failing, liveness and metrics still served.
+HEALTH_PATHS = frozenset(r.path for r in health_router.routes if isinstance(r, APIRoute))
 
 log = structlog.get_logger(__name__)
 
@@ -55,22 +59,22 @@ def create_app(
             StartupOrchestrator(settings) if settings is not None else get_orchestrator()
         )
         results = await orch.startup()
-        app.state.settings = orch.settings
-        register_secrets(orch.settings.secret_values())
         lifecycle.register("clients", orch.close)
-        lifecycle.on_drain(monitor.begin_shutdown)
-        await monitor.start(
-            orch.probes,
-            orch.settings,
-            initial=results,
-            metrics=metrics,
-            pool_stats=lambda: pool_stats(orch.clients),
-        )
-        lifecycle.register("health-monitor", monitor.stop)
-        if handle_signals:
-            lifecycle.install_signal_handlers(drain_delay)
-        log.info("startup_complete", version=__version__, release=orch.settings.tria_release_id)
         try:
+            app.state.settings = orch.settings
+            lifecycle.on_drain(monitor.begin_shutdown)
+            clients = orch.clients
+            await monitor.start(
+                orch.probes,
+                orch.settings,
+                initial=results,
+                metrics=metrics,
+                pool_stats=lambda: pool_stats(clients),
+            )
+            lifecycle.register("health-monitor", monitor.stop)
+            if handle_signals:
+                lifecycle.install_signal_handlers(drain_delay)
+            log.info("startup_complete", version=__version__, release=orch.settings.tria_release_id)
             yield
         finally:
             await lifecycle.shutdown()
@@ -81,21 +85,16 @@ def create_app(
     app.state.lifecycle = lifecycle
     app.state.metrics = metrics
     app.include_router(health_router)
+    app.add_middleware(DrainGate, lifecycle=lifecycle, exempt=HEALTH_PATHS)
     return app
 
 
 def pool_stats(clients: Clients) -> dict[str, Any]:
-    """Connection pool figures for diagnostics, read without I/O."""
-    pool = clients.pool
-    postgresql: dict[str, Any] = {"open": pool is not None}
-    if pool is not None:
-        postgresql.update(
-            size=pool.get_size(),
-            idle=pool.get_idle_size(),
-            min_size=pool.get_min_size(),
-            max_size=pool.get_max_size(),
-        )
+    """Connection pool figures for diagnostics, read without I/O (no pool yet: no entry)."""
+    stats: dict[str, Any] = {}
+    if clients.pool is not None:
+        stats["postgresql"] = postgres_pool_stats(clients.pool)
     redis_pool = clients.redis.connection_pool
     (idle, _), (in_use, _) = redis_pool.get_connection_count()
-    redis = {"idle": idle, "in_use": in_use, "max_connections": redis_pool.max_connections}
-    return {"postgresql": postgresql, "redis": redis}
+    stats["redis"] = {"idle": idle, "in_use": in_use, "max": redis_pool.max_connections}
+    return stats

@@ -9,9 +9,7 @@ import secrets
 from collections.abc import Callable, Mapping
 
 import pytest
-from tria_service.config import Settings
-
-from tests.service.helpers import settings_from_env
+from tria_service.config import Settings, load_settings
 
 
 @pytest.fixture
@@ -25,9 +23,12 @@ def canaries() -> dict[str, str]:
 
 @pytest.fixture
 def make_settings(service_env: Mapping[str, str]) -> Callable[..., Settings]:
-    """Settings for the shared dependencies, with env-var overrides (TRIA_HEALTH_TTL="0.5")."""
+    """Settings for the shared dependencies, with env-var overrides (TRIA_HEALTH_TTL="0.5").
+
+    Built by the service's own loader: explicit values win over the environment and any `.env`.
+    """
 
     def build(**overrides: str) -> Settings:
-        return settings_from_env({**service_env, **overrides})
+        return load_settings(**{**service_env, **overrides})
 
     return build

@@ -1,4 +1,4 @@
-"""Helpers shared by the service tests: settings from an env dict, the app in-process, polling."""
+"""Helpers shared by the service tests: the app in-process, faults, polling, body checks."""
 
 from __future__ import annotations
 
@@ -29,11 +29,8 @@ CHECK_KEYS = {
 }
 
 
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    """Settings from a dict of env vars only (no .env file, explicit values win over os.environ)."""
-    fields = Settings.model_fields
-    values: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.lower() in fields}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+# For services started as processes: stop at once (the drain delay is tested on its own).
+NO_DRAIN_DELAY = {"TRIA_SHUTDOWN_DRAIN_DELAY": "0"}
 
 
 @dataclass
@@ -66,7 +63,15 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
 
 
 def set_fault(server: StandinServer, mode: str, **extra: Any) -> None:
+    """Inject a stand-in fault from a blocking test."""
     response = httpx.post(f"{server.url}/_admin/fault", json={"mode": mode, **extra}, timeout=5)
+    response.raise_for_status()
+
+
+async def set_fault_async(server: StandinServer, mode: str, **extra: Any) -> None:
+    """Inject a stand-in fault from an async test, without blocking its event loop."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.post(f"{server.url}/_admin/fault", json={"mode": mode, **extra})
     response.raise_for_status()
 
 

@@ -13,6 +13,7 @@ from pytest_tria_deploy.provision.processes import free_port, start_service
 from tests.service.helpers import (
     CHECK_KEYS,
     HEALTH_JSON,
+    NO_DRAIN_DELAY,
     assert_ietf_shape,
     bearer,
     metric,
@@ -33,7 +34,7 @@ def test_service_serves_health_over_http_and_never_leaks_a_secret(
     canaries: dict[str, str],
 ) -> None:
     own = fresh_deps("openai")
-    env = {**service_env, **own.env(), **canaries}
+    env = {**service_env, **own.env(), **canaries, **NO_DRAIN_DELAY}
     server = start_service(tmp_path, env)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -88,6 +89,7 @@ def test_readiness_follows_redis_down_and_back_while_liveness_stays_up(
         "TRIA_HEALTH_REFRESH_INTERVAL": "0.5",
         "TRIA_HEALTH_TTL": "1",
         "TRIA_TIMEOUT_REDIS": "1",
+        **NO_DRAIN_DELAY,
     }
     server = start_service(tmp_path, env)
     try:

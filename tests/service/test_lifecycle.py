@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from types import FrameType
@@ -12,12 +15,13 @@ from types import FrameType
 import pytest
 from tria_service.production.lifecycle_manager import (
     LifecycleManager,
+    ShutdownCallback,
     get_lifecycle_manager,
     reset_lifecycle_manager,
 )
 
 
-def recorder(log: list[str], name: str):  # type: ignore[no-untyped-def]
+def recorder(log: list[str], name: str) -> ShutdownCallback:
     async def callback() -> None:
         await asyncio.sleep(0)
         log.append(name)
@@ -102,13 +106,15 @@ async def test_shutdown_twice_runs_each_callback_once() -> None:
     manager.register("only", recorder(calls, "only"))
 
     first, second = await asyncio.gather(manager.shutdown(), manager.shutdown())
+    assert first == second == manager.last_outcomes
     third = await manager.shutdown()
 
     assert calls == ["only"]
-    assert first == second == third
+    assert [o.name for o in first] == ["only"]
+    assert third == []  # the completed shutdown left nothing to run
 
 
-async def test_drain_hooks_run_once_and_refuse_new_work() -> None:
+async def test_drain_hooks_run_once_and_a_completed_shutdown_starts_afresh() -> None:
     flips: list[str] = []
     manager = LifecycleManager()
     manager.on_drain(lambda: flips.append("readiness failing"))
@@ -118,15 +124,20 @@ async def test_drain_hooks_run_once_and_refuse_new_work() -> None:
 
     manager.on_drain(broken_hook)
     manager.on_drain(lambda: flips.append("after the broken one"))
-    assert manager.accepting_work
+    assert not manager.draining
 
     manager.begin_drain()
     manager.begin_drain()
+    assert manager.draining
     await manager.shutdown()
 
     assert flips == ["readiness failing", "after the broken one"]
-    assert manager.draining
-    assert not manager.accepting_work
+    assert not manager.draining  # done: the next app registers its own callbacks and hooks
+    calls: list[str] = []
+    manager.register("second run", recorder(calls, "second run"))
+    assert [o.name for o in await manager.shutdown()] == ["second run"]
+    assert calls == ["second run"]
+    assert flips == ["readiness failing", "after the broken one"]
 
 
 def test_invalid_deadlines_are_refused() -> None:
@@ -149,18 +160,17 @@ class Received(list[int]):
         super().__init__()
         self.event = asyncio.Event()
 
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.append(signum)
+        self.event.set()
+
 
 @pytest.fixture
 def own_sigterm() -> Iterator[Received]:
     """A stand-in for uvicorn's handler, installed first; the originals are put back after."""
     originals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     received = Received()
-
-    def server_handler(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        received.event.set()
-
-    signal.signal(signal.SIGTERM, server_handler)
+    signal.signal(signal.SIGTERM, received.handler)
     try:
         yield received
     finally:
@@ -182,19 +192,54 @@ async def test_sigterm_drains_first_then_reaches_the_server_handler(
     assert order == ["drain (server saw 0 signals)"]
     assert own_sigterm == [signal.SIGTERM]
     manager.restore_signal_handlers()
-    assert signal.getsignal(signal.SIGTERM) is not None
-    assert signal.getsignal(signal.SIGTERM).__name__ == "server_handler"  # type: ignore[union-attr]
+    assert signal.getsignal(signal.SIGTERM) == own_sigterm.handler
 
 
-async def test_drain_delay_holds_the_server_handler_back(own_sigterm: Received) -> None:
+async def test_drain_delay_holds_the_server_handler_back_until_a_second_signal(
+    own_sigterm: Received,
+) -> None:
     manager = LifecycleManager()
-    manager.install_signal_handlers(drain_delay=0.3)
+    manager.install_signal_handlers(drain_delay=30)
 
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.sleep(0.05)
     assert manager.draining
     assert own_sigterm == []  # still accepting: readiness fails, the server keeps listening
 
+    os.kill(os.getpid(), signal.SIGTERM)  # an impatient operator: no more waiting
     await asyncio.wait_for(own_sigterm.event.wait(), timeout=10)
     assert own_sigterm == [signal.SIGTERM]
     manager.restore_signal_handlers()
+
+
+DEFAULT_ACTION_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, os, signal
+    from tria_service.production.lifecycle_manager import LifecycleManager
+
+    async def main() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        manager = LifecycleManager()
+        manager.on_drain(lambda: print("drained", flush=True))
+        manager.install_signal_handlers()
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(30)
+        print("survived", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_default_sigterm_disposition_still_ends_the_process_after_the_drain() -> None:
+    """Without a server handler to chain to, SIGTERM keeps its default action: exit."""
+    done = subprocess.run(
+        [sys.executable, "-c", DEFAULT_ACTION_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert "drained" in done.stdout.splitlines()
+    assert "survived" not in done.stdout

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from tria_service.__main__ import ShutdownBudget, load_configuration
+from tria_service.__main__ import (
+    EXIT_INTERRUPTED,
+    ServerSettings,
+    ShutdownBudget,
+    load_configuration,
+)
 from tria_service.config import ConfigError
+
+from pytest_tria_deploy.provision.processes import start_service
+from tests.service.helpers import NO_DRAIN_DELAY
 
 
 @pytest.fixture
@@ -25,10 +35,50 @@ def environment(
 def test_defaults_listen_on_localhost_8000(environment: pytest.MonkeyPatch) -> None:
     environment.delenv("TRIA_HOST", raising=False)
     environment.delenv("TRIA_PORT", raising=False)
+    environment.delenv("TRIA_SHUTDOWN_DRAIN_DELAY", raising=False)
+    environment.delenv("TRIA_SHUTDOWN_GRACE", raising=False)
     settings, server = load_configuration()
     assert (server.tria_host, server.tria_port) == ("127.0.0.1", 8000)
-    assert server.tria_shutdown_drain_delay == 0
     assert settings.tria_shutdown_grace == 20
+    assert server.drain_delay(settings.tria_shutdown_grace) == 5  # long enough for an LB to see
+
+
+@pytest.mark.parametrize(
+    ("grace", "delay", "expected"),
+    [("8", None, 2.0), ("60", None, 5.0), ("20", "0", 0.0), ("20", "7.5", 7.5)],
+)
+def test_the_drain_delay_defaults_to_a_share_of_the_grace_and_may_be_set(
+    environment: pytest.MonkeyPatch, grace: str, delay: str | None, expected: float
+) -> None:
+    environment.setenv("TRIA_SHUTDOWN_GRACE", grace)
+    if delay is None:
+        environment.delenv("TRIA_SHUTDOWN_DRAIN_DELAY", raising=False)
+    else:
+        environment.setenv("TRIA_SHUTDOWN_DRAIN_DELAY", delay)
+    settings, server = load_configuration()
+    assert server.drain_delay(settings.tria_shutdown_grace) == expected
+
+
+def test_every_server_variable_is_named_with_its_fix_when_invalid(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    bad = {
+        "TRIA_HOST": "",
+        "TRIA_PORT": "70000",
+        "TRIA_SHUTDOWN_DRAIN_DELAY": "-1",
+        "TRIA_LOG_LEVEL": "chatty",
+    }
+    assert set(bad) == {name.upper() for name in ServerSettings.model_fields}
+    for name, value in bad.items():
+        environment.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_configuration()
+    problems = caught.value.problems
+    assert len(problems) == len(bad)
+    for name, problem in zip(sorted(bad), problems, strict=True):
+        assert problem.startswith(f"{name}: must be ")
+        assert " — e.g. " in problem
+    assert "chatty" not in str(caught.value)
 
 
 def test_service_and_server_problems_are_reported_together(
@@ -61,7 +111,7 @@ def test_a_drain_delay_longer_than_the_grace_is_refused(
         (20.0, 0.0, 15, 5.0),
         (10.0, 1.5, 6, 2.125),
         (2.0, 0.0, 1, 0.5),
-        (0.0, 0.0, 0, 0.1),
+        (2.0, 0.5, 1, 0.375),
     ],
 )
 def test_the_grace_period_is_split_so_the_whole_shutdown_fits_it(
@@ -69,5 +119,21 @@ def test_the_grace_period_is_split_so_the_whole_shutdown_fits_it(
 ) -> None:
     budget = ShutdownBudget.split(grace, delay)
     assert budget == ShutdownBudget(delay, connection_drain, callbacks)
-    if grace:
-        assert budget.drain_delay + budget.connection_drain + budget.callbacks <= grace
+    assert budget.drain_delay + budget.connection_drain + budget.callbacks <= grace
+
+
+def test_ctrl_c_stops_the_service_cleanly_with_exit_code_130(
+    tmp_path: Path, service_env: Mapping[str, str]
+) -> None:
+    server = start_service(tmp_path, {**service_env, **NO_DRAIN_DELAY})
+    try:
+        os.kill(server.process.pid, signal.SIGINT)
+        code = server.process.wait(30)
+    finally:
+        server.stop()
+    log = server.process.log_path.read_text()
+
+    assert code == EXIT_INTERRUPTED, log
+    assert "Traceback" not in log
+    assert "KeyboardInterrupt" not in log
+    assert "shutdown_complete" in log

@@ -1,4 +1,5 @@
-"""SIGTERM: readiness fails at once, in-flight requests finish, the process exits in time."""
+"""SIGTERM: readiness fails at once, new work is refused, in-flight requests finish, the process
+exits in time."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from tests.service.helpers import bearer, set_fault, wait_until
 if TYPE_CHECKING:
     from tests.conftest import FreshDeps
 
-GRACE_SECONDS = 10
-DRAIN_DELAY_SECONDS = 1.5
-OPENAI_LATENCY_MS = 4000  # slower than the drain delay: the requests are still running when it ends
+GRACE_SECONDS = 16  # 4 s drain delay, then 9 s of connection drain, then 3 s of callbacks
+DRAIN_DELAY_SECONDS = 4.0  # ample time for the checks made during it, on a busy machine
+OPENAI_LATENCY_MS = 6000  # slower than the drain delay: the requests are still running when it ends
 
 
 def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
@@ -37,6 +38,7 @@ def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
         "TRIA_SHUTDOWN_GRACE": str(GRACE_SECONDS),
         "TRIA_SHUTDOWN_DRAIN_DELAY": str(DRAIN_DELAY_SECONDS),
         "TRIA_HEALTH_REFRESH_INTERVAL": "60",
+        "TRIA_TIMEOUT_OPENAI": "20",  # the slow probe must outlast the drain, not time out
     }
     server = start_service(tmp_path, env)
     diagnostics_url = f"{server.url}/api/v1/health/diagnostics"
@@ -55,6 +57,7 @@ def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
             os.kill(server.process.pid, signal.SIGTERM)
             during_drain = httpx.get(readiness_url, timeout=10)
             liveness = httpx.get(f"{server.url}/health", timeout=10)
+            new_work = httpx.get(f"{server.url}/openapi.json", timeout=10)
             refused = wait_until(lambda: _refuses(readiness_url), within=GRACE_SECONDS)
             finished = [future.result() for future in in_flight]
         code = server.process.wait(GRACE_SECONDS + 10)
@@ -67,6 +70,8 @@ def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
     assert during_drain.json()["overall_healthy"] is False
     assert "shutting down" in during_drain.json()["description"]
     assert liveness.status_code == 200
+    assert new_work.status_code == 503
+    assert int(new_work.headers["retry-after"]) > 0
     assert refused, "new connections were still accepted after the drain delay"
     latencies = []
     for response in finished:
@@ -91,7 +96,12 @@ def test_a_request_longer_than_the_grace_period_does_not_keep_the_process(
     own = fresh_deps("openai")
     standin = own.servers.openai
     assert standin is not None
-    env = {**service_env, **own.env(), "TRIA_SHUTDOWN_GRACE": grace, "TRIA_TIMEOUT_OPENAI": "30"}
+    env = {
+        **service_env,
+        **own.env(),
+        "TRIA_SHUTDOWN_GRACE": grace,  # the drain delay defaults to a quarter of it
+        "TRIA_TIMEOUT_OPENAI": "30",
+    }
     server = start_service(tmp_path, env)
     try:
         _reset(standin.url)

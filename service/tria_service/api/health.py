@@ -183,11 +183,19 @@ async def diagnostics(monitor: Monitor) -> HealthJSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-    summary="Prometheus metrics",
+    responses={
+        200: {
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/openmetrics-text": {"schema": {"type": "string"}},
+            }
+        }
+    },
+    summary="Prometheus metrics (OpenMetrics when the Accept header asks for it)",
 )
 async def metrics(request: Request) -> Response:
     service_metrics: ServiceMetrics = request.app.state.metrics
     monitor: HealthMonitor = request.app.state.monitor
     service_metrics.record_readiness(monitor.readiness_snapshot(), monitor.shutting_down)
-    return Response(service_metrics.render(), media_type=ServiceMetrics.content_type)
+    body, content_type = service_metrics.render(request.headers.get("accept"))
+    return Response(body, headers={"Content-Type": content_type})

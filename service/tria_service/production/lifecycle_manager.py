@@ -52,7 +52,9 @@ class LifecycleManager:
     """Ordered, bounded, idempotent shutdown plus the SIGTERM hook that starts it.
 
     Each callback runs under its own deadline and, when ``total_budget`` is set, under what is
-    left of that budget, so the whole shutdown fits the grace period the platform allows.
+    left of that budget, so the whole shutdown fits the grace period the platform allows. Once a
+    shutdown has completed the manager is empty again, so the process-wide one can serve the
+    next app started in the same process (tests, embedded servers).
     """
 
     def __init__(
@@ -67,15 +69,14 @@ class LifecycleManager:
         self._draining = False
         self._shutdown_task: asyncio.Task[list[ShutdownOutcome]] | None = None
         self._previous_handlers: dict[int, SignalHandler] = {}
+        self._release: asyncio.TimerHandle | None = None
+        self._released = False
+        self.last_outcomes: list[ShutdownOutcome] = []
 
     @property
     def draining(self) -> bool:
-        """True once shutdown has begun: new work must be refused from then on."""
+        """True from the moment shutdown is requested until it has completed: refuse new work."""
         return self._draining
-
-    @property
-    def accepting_work(self) -> bool:
-        return not self._draining
 
     @property
     def registered(self) -> list[str]:
@@ -108,7 +109,11 @@ class LifecycleManager:
         log.info("draining", hooks=len(self._pre_drain_hooks))
 
     async def shutdown(self) -> list[ShutdownOutcome]:
-        """Run every callback in reverse registration order; a second call awaits the first."""
+        """Run every callback in reverse registration order; a concurrent call awaits the first.
+
+        A call after a completed shutdown finds nothing registered and returns an empty list
+        (the completed run's outcomes stay in ``last_outcomes``).
+        """
         self.begin_drain()
         if self._shutdown_task is None:
             self._shutdown_task = asyncio.ensure_future(self._run_callbacks())
@@ -125,7 +130,16 @@ class LifecycleManager:
             outcomes.append(await self._run_one(registration, deadline))
         self.restore_signal_handlers()
         log.info("shutdown_complete", outcomes={o.name: o.outcome for o in outcomes})
+        self.last_outcomes = outcomes
+        self._reset()
         return outcomes
+
+    def _reset(self) -> None:
+        """Forget this run's registrations, hooks and state: the next app starts afresh."""
+        self._registrations.clear()
+        self._pre_drain_hooks.clear()
+        self._draining = False
+        self._shutdown_task = None
 
     async def _run_one(self, registration: _Registration, deadline: float) -> ShutdownOutcome:
         started = time.perf_counter()
@@ -156,12 +170,14 @@ class LifecycleManager:
         uvicorn runs the lifespan shutdown only after it has drained connections, so the pre-drain
         hooks must run from the signal itself. With ``drain_delay`` the server keeps accepting for
         that long after readiness has flipped, so load balancers see the 503 before connections are
-        refused; a second signal stops at once. Returns False off the main thread, where Python
-        cannot install signal handlers.
+        refused; a second signal goes through at once. A previous handler of SIG_DFL gets the
+        default action (the process ends by the signal), SIG_IGN keeps the signal ignored. Returns
+        False off the main thread, where Python cannot install signal handlers.
         """
         if threading.current_thread() is not threading.main_thread() or self._previous_handlers:
             return False
         loop = asyncio.get_running_loop()
+        self._released = False
         for sig in HANDLED_SIGNALS:
             previous = signal.getsignal(sig)
             self._previous_handlers[sig] = previous
@@ -171,23 +187,41 @@ class LifecycleManager:
     def _make_handler(
         self, loop: asyncio.AbstractEventLoop, previous: SignalHandler, drain_delay: float
     ) -> Callable[[int, FrameType | None], None]:
+        def forward(signum: int) -> None:
+            self._released = True
+            if callable(previous):
+                previous(signum, None)
+            elif previous != signal.SIG_IGN:  # SIG_DFL, or not set from Python: the default
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+
+        def hold(signum: int) -> None:
+            if not self._released:
+                self._release = loop.call_later(drain_delay, forward, signum)
+
         def handler(signum: int, frame: FrameType | None) -> None:
             first = not self._draining
             self.begin_drain()
-            if not callable(previous):
-                return
             if first and drain_delay > 0:
                 log.info("drain_delay", seconds=drain_delay, signal=signal.Signals(signum).name)
-                loop.call_soon_threadsafe(loop.call_later, drain_delay, previous, signum, None)
+                # the loop's own structures may be mid-update here: schedule through its queue
+                loop.call_soon_threadsafe(hold, signum)
             else:
-                previous(signum, frame)
+                self._cancel_release()
+                forward(signum)
 
         return handler
+
+    def _cancel_release(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
 
     def restore_signal_handlers(self) -> None:
         """Put back the handlers found by install_signal_handlers (main thread only)."""
         if threading.current_thread() is not threading.main_thread():
             return
+        self._cancel_release()
         for sig, previous in self._previous_handlers.items():
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
         self._previous_handlers.clear()
