@@ -253,6 +253,8 @@ def service_env(
         "SECRET_KEY": secret_key,
         "TRIA_DIAGNOSTICS_TOKEN": diagnostics_token,
         "TRIA_ENV": "development",
+        # A throwaway stack has no load balancer to tell: stop at once instead of draining.
+        "TRIA_SHUTDOWN_DRAIN_DELAY": "0",
     }
 
 

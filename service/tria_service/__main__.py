@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import uvicorn
 from pydantic import Field, ValidationError
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tria_service.app import create_app
@@ -111,6 +111,9 @@ def load_configuration() -> tuple[Settings, ServerSettings]:
         server = ServerSettings(_env_file=resolve_env_file())  # type: ignore[call-arg]
     except ValidationError as exc:
         problems += sorted({server_problem(e) for e in exc.errors(include_input=False)})
+    except (UnicodeDecodeError, OSError, SettingsError):
+        # load_settings() has already named the unreadable env file; the environment still counts.
+        server = ServerSettings(_env_file=None)  # type: ignore[call-arg]
     too_long = (
         settings is not None
         and server is not None

@@ -297,18 +297,12 @@ class Settings(BaseSettings):
         "tria_chroma_request_timeout",
         "tria_health_refresh_interval",
         "tria_health_ttl",
+        "tria_shutdown_grace",
     )
     @classmethod
     def _positive_seconds(cls, value: float, info: ValidationInfo) -> float:
         if not math.isfinite(value) or value <= 0:
             raise _problem(f"must be a positive number of seconds — set {_var(info.field_name)}")
-        return value
-
-    @field_validator("tria_shutdown_grace")
-    @classmethod
-    def _grace(cls, value: float) -> float:
-        if not math.isfinite(value) or value < 0:
-            raise _problem("must be zero or a positive number of seconds — set TRIA_SHUTDOWN_GRACE")
         return value
 
     @field_validator("tria_openai_max_retries")

@@ -447,6 +447,24 @@ def test_bad_config_start_lists_problems_without_traceback(tmp_path: Path) -> No
     assert CANARY not in done.stderr + done.stdout
 
 
+def test_start_with_undecodable_env_file_names_it_without_traceback(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad.env"
+    env_file.write_bytes(b"SECRET_KEY=\xff\xfe not utf-8\n")
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tria_service"],
+        env={**keep, "TRIA_ENV_FILE": str(env_file)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "  - TRIA_ENV_FILE: env file" in done.stderr
+    assert "not valid UTF-8" in done.stderr
+
+
 def test_redact_masks_every_kind_of_secret() -> None:
     text = (
         f"dsn=postgresql://tria:{CANARY}@db:5432/tria redis://:{CANARY}x@cache:6379/0 "
