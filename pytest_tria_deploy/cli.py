@@ -1,4 +1,4 @@
-"""``tria-deploy``: run a throwaway local Tria stack (``up``), stop one left running (``down``)."""
+"""``tria-deploy``: a throwaway local Tria stack (``up``, ``down``) and the service (``serve``)."""
 
 from __future__ import annotations
 
@@ -200,3 +200,15 @@ def down(
                 Path(stale_env).unlink(missing_ok=True)  # its secrets point at dead servers
             _state_file().unlink(missing_ok=True)
     console.print("[green]down[/green]")
+
+
+@app.command()
+def serve() -> None:
+    """Run the Tria service under uvicorn, configured from the environment and the env file.
+
+    The same as `python -m tria_service`: TRIA_HOST and TRIA_PORT say where it listens, and a bad
+    configuration or an unhealthy critical dependency exits non-zero with every problem named.
+    """
+    from tria_service.__main__ import main  # the service is imported only by this command
+
+    raise typer.Exit(main())

@@ -160,3 +160,41 @@ def test_help_warns_that_up_prints_secrets() -> None:
     shown = _tria_deploy("up", "--help", timeout=30)
     assert shown.returncode == 0
     assert "passwords and tokens" in " ".join(shown.stdout.split())
+
+
+def test_serve_runs_the_service_until_sigterm(service_env: dict[str, str]) -> None:
+    from pytest_tria_deploy.provision.processes import free_port
+
+    port = free_port()
+    env = {**service_env, "TRIA_PORT": str(port), "TRIA_SHUTDOWN_DRAIN_DELAY": "0"}
+    with subprocess.Popen(
+        [CLI, "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    ) as served:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline and served.poll() is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/api/v1/health/readiness").status_code
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            break
+        assert status == 200
+        served.terminate()
+        assert served.wait(timeout=30) in (0, -15)
+
+
+def test_serve_with_bad_config_lists_the_problems(tmp_path: Path) -> None:
+    served = subprocess.run(
+        [CLI, "serve"],
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "mysql://db/app"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert served.returncode == 2
+    assert "  - DATABASE_URL: scheme must be postgresql://" in served.stderr
+    assert "  - SECRET_KEY: is not set" in served.stderr
+    assert "Traceback" not in served.stderr
