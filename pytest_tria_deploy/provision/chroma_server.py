@@ -9,28 +9,10 @@ import httpx
 
 from pytest_tria_deploy.provision.binaries import chroma_command
 from pytest_tria_deploy.provision.managed import Launch, claim_port
-from pytest_tria_deploy.provision.server import Server, SpawnHook
-
-HOST = "127.0.0.1"
+from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
 
 
-class ChromaServer(Server):
-    """A running Chroma; ``url`` is ``http://127.0.0.1:<port>``."""
-
-    def __init__(
-        self, launch: Launch, *, port: int, timeout: float, on_spawn: SpawnHook | None
-    ) -> None:
-        self.host = HOST
-        self.port = port
-        super().__init__(launch, timeout, on_spawn)
-
-    def __repr__(self) -> str:
-        return f"ChromaServer(url={self.url!r}, pid={self.process.pid})"
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
+class ChromaServer(HttpServer):
     def probe(self) -> None:
         """The v2 heartbeat answers 200."""
         httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1.0).raise_for_status()

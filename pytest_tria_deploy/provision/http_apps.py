@@ -11,9 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from pytest_tria_deploy.provision.managed import Launch, claim_port
-from pytest_tria_deploy.provision.server import Server, SpawnHook
+from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
 
-HOST = "127.0.0.1"
 STANDIN_MODULE = "pytest_tria_deploy.standins.openai"
 SERVICE_MODULE = "tria_service"
 _PROBE_KEY = "tria-readiness-probe"
@@ -44,7 +43,7 @@ def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
-class StandinServer(Server):
+class StandinServer(HttpServer):
     """The OpenAI stand-in; ``base_url`` ends in ``/v1`` (as the SDK wants), ``url`` is the root."""
 
     def __init__(
@@ -56,17 +55,8 @@ class StandinServer(Server):
         timeout: float,
         on_spawn: SpawnHook | None,
     ) -> None:
-        self.host = HOST
-        self.port = port
         self.api_key = api_key
-        super().__init__(launch, timeout, on_spawn)
-
-    def __repr__(self) -> str:
-        return f"StandinServer(url={self.url!r}, pid={self.process.pid})"
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        super().__init__(launch, port=port, timeout=timeout, on_spawn=on_spawn)
 
     @property
     def base_url(self) -> str:
@@ -106,23 +96,7 @@ def start_openai_standin(
     return server
 
 
-class ServiceServer(Server):
-    """The Tria service under uvicorn; ``url`` is ``http://127.0.0.1:<port>``."""
-
-    def __init__(
-        self, launch: Launch, *, port: int, timeout: float, on_spawn: SpawnHook | None
-    ) -> None:
-        self.host = HOST
-        self.port = port
-        super().__init__(launch, timeout, on_spawn)
-
-    def __repr__(self) -> str:
-        return f"ServiceServer(url={self.url!r}, pid={self.process.pid})"
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
+class ServiceServer(HttpServer):
     def probe(self) -> None:
         """Readiness answers 200: every critical dependency is reachable."""
         response = httpx.get(f"{self.url}/api/v1/health/readiness", timeout=2.0)

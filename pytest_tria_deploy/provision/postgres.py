@@ -22,9 +22,8 @@ from filelock import FileLock
 from pytest_tria_deploy.provision.binaries import postgres_bindir, unprivileged_ids
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import Launch, claim_port, runtime_dir
-from pytest_tria_deploy.provision.server import Server, SpawnHook, run_async, wait_ready
+from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook, run_async, wait_ready
 
-HOST = "127.0.0.1"
 _FAST_SETTINGS = {
     "listen_addresses": HOST,
     "fsync": "off",
@@ -58,13 +57,11 @@ class PostgresServer(Server):
         timeout: float,
         on_spawn: SpawnHook | None,
     ) -> None:
-        self.host = HOST
-        self.port = port
         self.user = "tria"
         self.database = "tria"
         self.password = password
         self.socket_dir = socket_dir
-        super().__init__(launch, timeout, on_spawn)
+        super().__init__(launch, port=port, timeout=timeout, on_spawn=on_spawn)
 
     def __repr__(self) -> str:
         return f"PostgresServer(port={self.port}, pid={self.process.pid}, user={self.user!r})"

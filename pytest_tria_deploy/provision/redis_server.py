@@ -12,9 +12,7 @@ from redis.retry import Retry
 
 from pytest_tria_deploy.provision.binaries import redis_server_binary
 from pytest_tria_deploy.provision.managed import Launch, claim_port
-from pytest_tria_deploy.provision.server import Server, SpawnHook
-
-HOST = "127.0.0.1"
+from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook
 
 
 class RedisServer(Server):
@@ -29,10 +27,8 @@ class RedisServer(Server):
         timeout: float,
         on_spawn: SpawnHook | None,
     ) -> None:
-        self.host = HOST
-        self.port = port
         self.password = password
-        super().__init__(launch, timeout, on_spawn)
+        super().__init__(launch, port=port, timeout=timeout, on_spawn=on_spawn)
 
     def __repr__(self) -> str:
         return f"RedisServer(port={self.port}, pid={self.process.pid})"

@@ -19,6 +19,7 @@ from tenacity import (
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import Launch, ManagedProcess, spawn
 
+HOST = "127.0.0.1"
 T = TypeVar("T")
 SpawnHook = Callable[[ManagedProcess], None]
 """Called with each process right after spawning (LocalStack uses it to tear down on Ctrl-C)."""
@@ -94,10 +95,11 @@ def wait_ready(process: ManagedProcess, probe: Callable[[], object], timeout: fl
 class Server(ABC):
     """A running server: ``.process``, ``.stop()``; ``kill()``/``restart()`` for failure tests."""
 
-    host: str
-    port: int
-
-    def __init__(self, launch: Launch, timeout: float, on_spawn: SpawnHook | None = None) -> None:
+    def __init__(
+        self, launch: Launch, *, port: int, timeout: float, on_spawn: SpawnHook | None = None
+    ) -> None:
+        self.host = HOST
+        self.port = port
         self._launch = launch
         self._timeout = timeout
         self._on_spawn = on_spawn
@@ -142,3 +144,14 @@ class Server(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class HttpServer(Server):
+    """A server that answers HTTP at ``url``, ``http://127.0.0.1:<port>``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r}, pid={self.process.pid})"
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"

@@ -83,7 +83,6 @@ def serve(
 
 
 def main() -> None:
-    """Console entry point."""
     typer.run(serve)
 
 

@@ -76,7 +76,6 @@ class ThreadedStandin:
         self.stop()
 
     def admin(self, method: str, path: str, json: object | None = None) -> httpx.Response:
-        """Call ``/_admin/<path>``."""
         return self._admin.request(method, f"/{path}", json=json)
 
     def set_fault(self, mode: str, **options: int) -> dict[str, Any]:

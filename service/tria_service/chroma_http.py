@@ -101,7 +101,6 @@ class ChromaHttp:
         return int(body["nanosecond heartbeat"])
 
     async def version(self) -> str:
-        """The server's version string."""
         return str(await self._request("GET", "/version"))
 
     async def get_or_create_collection(
@@ -125,7 +124,6 @@ class ChromaHttp:
         await self._request("DELETE", f"{self._collections}/{_segment(name)}")
 
     async def count(self, collection_id: str) -> int:
-        """Number of records in the collection."""
         return int(await self._request("GET", f"{self._collections}/{collection_id}/count"))
 
     async def add(

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.server import run_async
+from tests.provision.crash import crash_after
 
 CLI = str(Path(sys.executable).parent / "tria-deploy")
 
@@ -96,23 +97,9 @@ def test_down_without_a_stack_says_so(isolated_state: Path) -> None:
     assert "no stack recorded by tria-deploy up" in down.stderr
 
 
-_CRASHING_RUN = (
-    "import os, signal, sys; from pathlib import Path;"
-    "from pytest_tria_deploy.provision.processes import start_redis;"
-    "print(start_redis(Path(sys.argv[1])).process.pid, flush=True);"
-    "os.kill(os.getpid(), signal.SIGKILL)"
-)
-
-
 def test_down_stops_servers_left_by_a_crashed_run(tmp_path: Path, isolated_state: Path) -> None:
-    crashed = subprocess.run(
-        [sys.executable, "-c", _CRASHING_RUN, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    pid = int(crashed.stdout)
+    printed = crash_after("print(start_redis(workdir).process.pid, flush=True)\n", tmp_path)
+    pid = int(printed)
     assert not wait_gone(pid, 0)
     down = _tria_deploy("down")
     assert down.returncode == 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import psutil
@@ -13,30 +11,18 @@ import redis
 
 from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.processes import reap_orphans, start_redis
-
-_CRASHING_RUN = textwrap.dedent(
-    """
-    import os, signal, sys
-    from pathlib import Path
-    from pytest_tria_deploy.provision.processes import start_postgres, start_redis
-    workdir = Path(sys.argv[1])
-    pg, rd = start_postgres(workdir), start_redis(workdir, password="orphan-pw")
-    print(pg.process.pid, rd.process.pid, pg.socket_dir, flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no cleanup: a crash
-    """
-)
+from tests.provision.crash import crash_after
 
 
 def test_servers_of_a_crashed_run_are_reaped(tmp_path: Path, isolated_state: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", _CRASHING_RUN, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    printed = crash_after(
+        """
+        pg, rd = start_postgres(workdir), start_redis(workdir, password="orphan-pw")
+        print(pg.process.pid, rd.process.pid, pg.socket_dir, flush=True)
+        """,
+        tmp_path,
     )
-    assert run.returncode == -9, run.stderr
-    pg_pid, redis_pid, pg_dir = run.stdout.split()
+    pg_pid, redis_pid, pg_dir = printed.split()
     pids = [int(pg_pid), int(redis_pid)]
     assert all(psutil.pid_exists(pid) and not wait_gone(pid, 0) for pid in pids)
     assert len(list((isolated_state / "pids").glob("*.json"))) == 2

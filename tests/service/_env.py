@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from tria_service.config import Settings
+
+# The variables named when the four required ones are missing or bad and REDIS_PORT is 0: one
+# problem each, in the order of Settings' fields.
+REQUIRED_AND_REDIS_PORT = [
+    "DATABASE_URL",
+    "REDIS_PORT",
+    "OPENAI_API_KEY",
+    "SECRET_KEY",
+    "TRIA_DIAGNOSTICS_TOKEN",
+]
+
+
+def named(problems: Sequence[str]) -> list[str]:
+    """The variable each problem line is about ("VAR: what is wrong — how to fix")."""
+    return [problem.split(":", 1)[0] for problem in problems]
 
 
 def clear_service_env(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +32,8 @@ CHECK_KEYS = {
     "chroma:responseTime",
 }
 
+
+_PASSTHROUGH = ("PATH", "HOME", "LANG", "VIRTUAL_ENV")
 
 # For services started as processes: stop at once (the drain delay is tested on its own).
 NO_DRAIN_DELAY = {"TRIA_SHUTDOWN_DRAIN_DELAY": "0"}
@@ -130,5 +136,37 @@ def wait_until(check: Callable[[], bool], within: float = 30.0, interval: float 
     return False
 
 
+def planted_secrets(env: Mapping[str, str], canaries: Mapping[str, str]) -> list[str]:
+    """Every secret a test gave the service: the canaries, the OpenAI key, the URL passwords."""
+    planted = [
+        *canaries.values(),
+        env["OPENAI_API_KEY"],
+        httpx.URL(env["DATABASE_URL"]).password,
+        httpx.URL(env["REDIS_URL"]).password,
+    ]
+    assert all(planted)
+    return [secret for secret in planted if secret]
+
+
 def bearer(env: Mapping[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {env['TRIA_DIAGNOSTICS_TOKEN']}"}
+
+
+def run_python(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter, for what only a new process shows (startup, logging setup, signals).
+
+    With ``env`` the child sees only it plus PATH, HOME, LANG and VIRTUAL_ENV: nothing of ours.
+    """
+    if env is not None:
+        env = {**{k: v for k, v in os.environ.items() if k in _PASSTHROUGH}, **env}
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,7 +18,8 @@ from tria_service.config import (
 )
 from tria_service.redaction import redact, redact_event, register_secrets
 
-from tests.service._env import clear_service_env
+from tests.service._env import REQUIRED_AND_REDIS_PORT, clear_service_env, named
+from tests.service.helpers import run_python
 
 GOOD_SECRET_KEY = "Qm9v7Xr2Lp4Zt8Wc1Hn6Jd3Ks5Fy0Ga9Bq"
 GOOD_TOKEN = "dG9rZW4tZm9yLWRpYWdub3N0aWNz"
@@ -82,8 +80,7 @@ def test_every_problem_is_reported_at_once(env: pytest.MonkeyPatch) -> None:
         TRIA_TIMEOUT_CHROMA="soon",
         TRIA_ENV="prod",
     )
-    named = [p.split(":", 1)[0] for p in problems]
-    assert named == [
+    assert named(problems) == [
         "DATABASE_URL",
         "REDIS_PORT",
         "OPENAI_API_KEY",
@@ -286,14 +283,7 @@ def test_problems_in_an_env_file_are_all_reported(env: pytest.MonkeyPatch, tmp_p
     bad.write_text("DATABASE_URL=redis://x/y\nSECRET_KEY=secret\nREDIS_PORT=0\nOPENAI_API_KEY=x\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(env_file=str(bad))
-    named = [p.split(":", 1)[0] for p in caught.value.problems]
-    assert named == [
-        "DATABASE_URL",
-        "REDIS_PORT",
-        "OPENAI_API_KEY",
-        "SECRET_KEY",
-        "TRIA_DIAGNOSTICS_TOKEN",
-    ]
+    assert named(caught.value.problems) == REQUIRED_AND_REDIS_PORT
     assert f"then {bad}" in str(caught.value)
 
 
@@ -430,15 +420,7 @@ def test_bad_config_start_lists_problems_without_traceback(tmp_path: Path) -> No
         "REDIS_PORT": "0",
         "TRIA_TIMEOUT_REDIS": "-5",
     }
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV")}
-    done = subprocess.run(
-        [sys.executable, "-m", "tria_service"],
-        env={**keep, **bad},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python("-m", "tria_service", cwd=tmp_path, env=bad)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     for var in ("DATABASE_URL", "OPENAI_API_KEY", "SECRET_KEY", "REDIS_PORT", "TRIA_TIMEOUT_REDIS"):
@@ -450,15 +432,7 @@ def test_bad_config_start_lists_problems_without_traceback(tmp_path: Path) -> No
 def test_start_with_undecodable_env_file_names_it_without_traceback(tmp_path: Path) -> None:
     env_file = tmp_path / "bad.env"
     env_file.write_bytes(b"SECRET_KEY=\xff\xfe not utf-8\n")
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV")}
-    done = subprocess.run(
-        [sys.executable, "-m", "tria_service"],
-        env={**keep, "TRIA_ENV_FILE": str(env_file)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python("-m", "tria_service", cwd=tmp_path, env={"TRIA_ENV_FILE": str(env_file)})
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "  - TRIA_ENV_FILE: env file" in done.stderr
@@ -538,9 +512,7 @@ def test_logs_are_json_and_redacted(tmp_path: Path) -> None:
         "except RuntimeError:\n"
         "    structlog.get_logger('t').exception('failed')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
+    done = run_python("-c", script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stderr.splitlines()]
     assert [e["event"] for e in events] == ["hello", "objects", "token ***", "failed"]
@@ -573,9 +545,7 @@ def test_orchestrator_logs_are_redacted_without_configure_logging(tmp_path: Path
         "orchestrator = StartupOrchestrator(settings)\n"
         "asyncio.run(orchestrator.startup())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
+    done = run_python("-c", script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
     assert "startup.complete" in output

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -19,6 +17,8 @@ from tria_service.production.lifecycle_manager import (
     get_lifecycle_manager,
     reset_lifecycle_manager,
 )
+
+from tests.service.helpers import run_python
 
 
 def recorder(log: list[str], name: str) -> ShutdownCallback:
@@ -233,13 +233,7 @@ DEFAULT_ACTION_SCRIPT = textwrap.dedent(
 
 def test_a_default_sigterm_disposition_still_ends_the_process_after_the_drain() -> None:
     """Without a server handler to chain to, SIGTERM keeps its default action: exit."""
-    done = subprocess.run(
-        [sys.executable, "-c", DEFAULT_ACTION_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-c", DEFAULT_ACTION_SCRIPT)
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert "drained" in done.stdout.splitlines()
     assert "survived" not in done.stdout

@@ -39,7 +39,7 @@ from tria_service.production.startup_orchestrator import (
 
 from pytest_tria_deploy.provision.processes import free_port
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
-from tests.service._env import clear_service_env
+from tests.service._env import REQUIRED_AND_REDIS_PORT, clear_service_env, named
 
 SERVICES = ["database", "redis", "openai", "chroma"]
 HINT_VARS = {
@@ -325,14 +325,7 @@ async def test_invalid_configuration_lists_every_problem(
     with pytest.raises(StartupError) as caught:
         await StartupOrchestrator().startup()
     assert isinstance(caught.value, ConfigError)
-    named = [p.split(":", 1)[0] for p in caught.value.problems]
-    assert named == [
-        "DATABASE_URL",
-        "REDIS_PORT",
-        "OPENAI_API_KEY",
-        "SECRET_KEY",
-        "TRIA_DIAGNOSTICS_TOKEN",
-    ]
+    assert named(caught.value.problems) == REQUIRED_AND_REDIS_PORT
 
 
 async def test_runtime_probes_follow_a_dependency_that_dies_and_returns(fresh_deps: Any) -> None:

@@ -7,11 +7,13 @@ fail answers 503, so orchestrators can act on the status code alone and people o
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, params
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, ConfigDict, Field
 
 from tria_service.metrics import ServiceMetrics
@@ -133,48 +135,62 @@ def require_diagnostics_token(
 Monitor = Annotated[HealthMonitor, Depends(_monitor)]
 
 
-@router.get(
-    "/health",
-    response_model=HealthBody,
-    response_class=HealthJSONResponse,
-    summary="Liveness: the process answers (no dependency I/O)",
-)
+def _health_get(
+    path: str,
+    model: type[HealthBody],
+    summary: str,
+    *,
+    failing: str | None = None,
+    responses: dict[int | str, dict[str, Any]] | None = None,
+    dependencies: Sequence[params.Depends] | None = None,
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A health route: its body model documented for 200 and, where it can fail, for 503 too."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    if failing:
+        documented[503] = {"model": model, "description": failing}
+    documented.update(responses or {})
+    return router.get(
+        path,
+        response_model=model,
+        response_class=HealthJSONResponse,
+        responses=documented,
+        dependencies=dependencies,
+        summary=summary,
+    )
+
+
+@_health_get("/health", HealthBody, "Liveness: the process answers (no dependency I/O)")
 async def liveness(monitor: Monitor) -> HealthJSONResponse:
     return _answer(await monitor.liveness())
 
 
-@router.get(
+@_health_get(
     "/api/v1/health/startup",
-    response_model=HealthBody,
-    response_class=HealthJSONResponse,
-    responses={503: {"model": HealthBody, "description": "startup validation not finished"}},
-    summary="Startup: 503 until every critical dependency has been validated",
+    HealthBody,
+    "Startup: 503 until every critical dependency has been validated",
+    failing="startup validation not finished",
 )
 async def startup(monitor: Monitor) -> HealthJSONResponse:
     return _answer(await monitor.startup())
 
 
-@router.get(
+@_health_get(
     "/api/v1/health/readiness",
-    response_model=ReadinessBody,
-    response_class=HealthJSONResponse,
-    responses={503: {"model": ReadinessBody, "description": "not ready, or shutting down"}},
-    summary="Readiness: may this instance take traffic?",
+    ReadinessBody,
+    "Readiness: may this instance take traffic?",
+    failing="not ready, or shutting down",
 )
 async def readiness(monitor: Monitor) -> HealthJSONResponse:
     return _answer(await monitor.readiness())
 
 
-@router.get(
+@_health_get(
     "/api/v1/health/diagnostics",
-    response_model=DiagnosticsBody,
-    response_class=HealthJSONResponse,
-    responses={
-        503: {"model": DiagnosticsBody, "description": "a critical dependency is failing"},
-        **_UNAUTHORIZED,
-    },
+    DiagnosticsBody,
+    "Diagnostics: every dependency, pool and config detail, secrets redacted",
+    failing="a critical dependency is failing",
+    responses=_UNAUTHORIZED,
     dependencies=[Depends(require_diagnostics_token)],
-    summary="Diagnostics: every dependency, pool and config detail, secrets redacted",
 )
 async def diagnostics(monitor: Monitor) -> HealthJSONResponse:
     return _answer(await monitor.detailed_diagnostics())

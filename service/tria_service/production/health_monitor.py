@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol
 
 import structlog
@@ -404,12 +405,7 @@ class HealthMonitor:
         }
 
 
-_health_monitor: HealthMonitor | None = None
-
-
+@cache
 def get_health_monitor() -> HealthMonitor:
     """The process-wide monitor, created on first use."""
-    global _health_monitor
-    if _health_monitor is None:
-        _health_monitor = HealthMonitor()
-    return _health_monitor
+    return HealthMonitor()

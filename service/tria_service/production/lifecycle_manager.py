@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from types import FrameType
 from typing import Any, Literal
 
@@ -227,18 +228,12 @@ class LifecycleManager:
         self._previous_handlers.clear()
 
 
-_lifecycle_manager: LifecycleManager | None = None
-
-
+@cache
 def get_lifecycle_manager() -> LifecycleManager:
     """The process-wide manager, created on first use."""
-    global _lifecycle_manager
-    if _lifecycle_manager is None:
-        _lifecycle_manager = LifecycleManager()
-    return _lifecycle_manager
+    return LifecycleManager()
 
 
 def reset_lifecycle_manager() -> None:
     """Forget the process-wide manager (tests that build several apps in one process)."""
-    global _lifecycle_manager
-    _lifecycle_manager = None
+    get_lifecycle_manager.cache_clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 import structlog
@@ -209,18 +210,12 @@ class StartupOrchestrator:
             log.warning("startup.dependency", **fields, error=result.error, hint=result.hint)
 
 
-_orchestrator: StartupOrchestrator | None = None
-
-
+@cache
 def get_orchestrator() -> StartupOrchestrator:
     """The process-wide orchestrator, created on first use."""
-    global _orchestrator
-    if _orchestrator is None:
-        _orchestrator = StartupOrchestrator()
-    return _orchestrator
+    return StartupOrchestrator()
 
 
 def reset_orchestrator() -> None:
     """Forget the process-wide orchestrator (tests); close() it first if it opened clients."""
-    global _orchestrator
-    _orchestrator = None
+    get_orchestrator.cache_clear()
