@@ -3,14 +3,34 @@
 The public surface: the models a suite or a hook touches (Target, Budgets, Endpoints, Stage),
 the read-only helper for protected databases, the namespaced Redis key helper, and the
 one redaction every output goes through.
+
+The pydantic models are imported on first use: pytest imports this package for every run
+(through the plugin's entry point), and an unrelated project should not pay for pydantic.
 """
 
-from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.helpers import KeyNamespace, read_only
-from pytest_tria_deploy.provision.base import Provider, ProvisionError
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from pytest_tria_deploy.redact import redact, register_secrets
 from pytest_tria_deploy.stages import BUILTIN_STAGES, Stage
-from pytest_tria_deploy.targets import Budgets, Target
+
+if TYPE_CHECKING:
+    from pytest_tria_deploy.endpoints import Endpoints
+    from pytest_tria_deploy.helpers import KeyNamespace, read_only
+    from pytest_tria_deploy.provision.base import Provider, ProvisionError
+    from pytest_tria_deploy.targets import Budgets, Target
+
+_LAZY = {
+    "Budgets": "targets",
+    "Endpoints": "endpoints",
+    "KeyNamespace": "helpers",
+    "Provider": "provision.base",
+    "ProvisionError": "provision.base",
+    "Target": "targets",
+    "read_only": "helpers",
+}
 
 __all__ = [
     "BUILTIN_STAGES",
@@ -25,3 +45,12 @@ __all__ = [
     "redact",
     "register_secrets",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -2,7 +2,7 @@
 
 Staged items run in stage order per target and keep their file order within a stage; unstaged
 items keep their own slots. Under pytest-xdist (see distribute.py) a target's staged items
-join one group, so one worker runs them in order.
+form one group, so one worker runs them in order.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pytest_tria_deploy import distribute
 from pytest_tria_deploy.outcomes import ItemInfo
 from pytest_tria_deploy.settings import TriaSettings
 from pytest_tria_deploy.stages import StageGraph, suggest
@@ -72,31 +71,42 @@ def parametrize(metafunc: pytest.Metafunc, settings: TriaSettings) -> None:
 
 
 def _instance_labels(urls: Sequence[str]) -> list[str]:
-    labels = [urlsplit(u).netloc or u for u in urls] or ["service"]
+    """host:port of each instance (never the user-info of its URL), or indexes when they clash."""
+    labels = [_host_port(u) for u in urls] or ["service"]
     return labels if len(set(labels)) == len(labels) else [str(i) for i in range(len(urls))]
 
 
-def assign(items: Sequence[pytest.Item], settings: TriaSettings, grouped: bool) -> None:
-    """Give each staged item its stage and target; raises UsageError for unknown stages."""
-    problems: list[str] = []
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "instance"
+    return f"{host}:{port}" if port else host
+
+
+def assign(items: Sequence[pytest.Item], settings: TriaSettings) -> list[tuple[pytest.Item, str]]:
+    """Give each staged item its stage and target; returns the items whose stage is unknown."""
+    problems: list[tuple[pytest.Item, str]] = []
     for item in items:
         stage = stage_of(item, settings.graph)
         if stage is None:
             continue
         if stage not in settings.graph:
             problems.append(
-                f"{item.nodeid}: unknown stage '{stage}' in @pytest.mark.tria_stage; known: "
-                f"{', '.join(settings.graph.names)}{suggest(stage, settings.graph.names)}"
+                (
+                    item,
+                    f"{item.nodeid}: unknown stage '{stage}' in @pytest.mark.tria_stage; known: "
+                    f"{', '.join(settings.graph.names)}{suggest(stage, settings.graph.names)}",
+                )
             )
             continue
         target = target_of(item, settings)
         item.stash[ITEM_INFO] = ItemInfo(stage, target, item.nodeid)
         item.user_properties += [("tria_stage", stage), ("tria_target", target)]
         item.add_marker(stage)  # so that ``-m database`` selects the database stage
-        if grouped:
-            distribute.join_group(item, distribute.group_name(target))
-    if problems:
-        raise pytest.UsageError("tria-deploy: " + "\n".join(problems))
+    return problems
 
 
 def target_of(item: pytest.Item, settings: TriaSettings) -> str:

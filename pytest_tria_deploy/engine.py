@@ -1,25 +1,50 @@
-"""The run-time hooks: header, collection, gating, report annotation, verdict and exit code.
+"""The run-time hooks of an active run: header, collection, gating, redaction, verdict, exit code.
 
-One instance is registered per configured run (like pytest-xdist's DSession), so every hook
-has the run's state at hand without globals.
+One instance is registered per active run (like pytest-xdist's DSession), so every hook has the
+run's state at hand without globals. ``start`` is what plugin.py calls once a run is active.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator
-from pathlib import Path
 
 import pytest
 
-from pytest_tria_deploy import collection, distribute
-from pytest_tria_deploy.outcomes import ItemInfo, annotate
+from pytest_tria_deploy import aio, collection, distribute, fixtures
+from pytest_tria_deploy.gate import Gate
+from pytest_tria_deploy.outcomes import ItemInfo, annotate, cap
 from pytest_tria_deploy.provision.base import ProvisionError
 from pytest_tria_deploy.provision.registry import provider_for
-from pytest_tria_deploy.report import scrub
-from pytest_tria_deploy.report.terminal import write_verdict_table
-from pytest_tria_deploy.report.verdict import build_verdict, write_verdict
-from pytest_tria_deploy.runstate import BLOCKED, WARNINGS, TriaRun
-from pytest_tria_deploy.settings import GateMode
+from pytest_tria_deploy.redact import close_scope, open_scope, redact
+from pytest_tria_deploy.report import scrub, streams
+from pytest_tria_deploy.report.terminal import write_usage_errors, write_verdict_table
+from pytest_tria_deploy.report.verdict import VERDICT_FILE, build_verdict, write_verdict
+from pytest_tria_deploy.runstate import BLOCKED, PROBLEM, RUN, WARNINGS, TriaRun
+from pytest_tria_deploy.settings import format_problems, hook_stages, load_settings
+
+
+def start(config: pytest.Config) -> None:
+    """Resolve the run's settings and register the fixtures and the engine."""
+    secrets = open_scope()
+    try:
+        aio.apply_defaults(config)
+        stages = hook_stages(config.hook.pytest_tria_stages(config=config))
+        settings = load_settings(config, stages)
+        distribute.configure(config)
+    except BaseException:
+        close_scope(secrets)
+        raise
+    for stage in settings.graph.stages:
+        about = stage.description or f"the {stage.name} stage"
+        config.addinivalue_line("markers", f"{stage.name}: tria-deploy stage: {about}")
+    run = TriaRun(settings, Gate(settings), secrets)
+    config.stash[RUN] = run
+    if not hasattr(config, "workerinput"):
+        # A verdict left by an earlier run must never pass for this run's.
+        (settings.report_dir / VERDICT_FILE).unlink(missing_ok=True)
+    config.pluginmanager.register(fixtures, "tria_deploy.fixtures")
+    config.pluginmanager.register(TriaEngine(config, run), "tria_deploy.engine")
 
 
 class TriaEngine:
@@ -30,6 +55,7 @@ class TriaEngine:
         self.run = run
         self.settings = run.settings
         self.is_worker = hasattr(config, "workerinput")
+        self.log_filter = streams.RedactingFilter()
 
     def pytest_report_header(self) -> list[str]:
         lines = []
@@ -54,6 +80,16 @@ class TriaEngine:
         )
         return lines
 
+    def pytest_plugin_registered(self, plugin: object, plugin_name: str) -> None:
+        """pytest's logging plugin comes after ours; its handlers get the redacting filter."""
+        if plugin_name == "logging-plugin":
+            streams.protect_handlers(plugin, self.log_filter)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage) -> None:
+        """Before the terminal (or xdist's worker channel) keeps the warning's text."""
+        streams.redact_warning(warning_message)
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: object) -> None:
         """Tell each xdist worker to group staged items, as the controller schedules."""
@@ -64,7 +100,14 @@ class TriaEngine:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        collection.assign(items, self.settings, grouped=distribute.grouping(self.config))
+        """First, so the stage markers it adds are there when ``-m`` deselects (pytest's own
+        modifyitems) and when other plugins look at items."""
+        problems = collection.assign(items, self.settings)
+        if problems and not self.is_worker:
+            raise pytest.UsageError(format_problems([message for _, message in problems]))
+        for item, message in problems:
+            # A worker cannot stop the run cleanly: the test fails and the controller exits 4.
+            item.stash[PROBLEM] = message
         kept, dropped = collection.select(items, self.settings)
         if dropped:
             self.config.hook.pytest_deselected(items=dropped)
@@ -72,10 +115,39 @@ class TriaEngine:
 
     @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
     def pytest_collection_order_items(self, items: list[pytest.Item]) -> None:
+        """Last, so stage order wins over plugins that reorder (pytest-randomly, conftests)."""
         collection.order(items, self.settings)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """On an xdist worker, the ids sent to the controller carry each staged item's group."""
+        if not distribute.grouping(self.config):
+            return (yield)
+        groups = [
+            (item, distribute.group_name(info.target))
+            for item in session.items
+            if (info := item.stash.get(collection.ITEM_INFO, None)) is not None
+        ]
+        try:
+            restore = distribute.suffix_ids(groups)
+        except distribute.GroupingUnavailable as exc:
+            for item, _ in groups:
+                item.stash[PROBLEM] = str(exc).removeprefix("tria-deploy: ")
+            return (yield)
+        try:
+            return (yield)
+        finally:
+            restore()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.run.collection_errors.append(f"{report.nodeid}: {_collect_error(report)}")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        problem = item.stash.get(PROBLEM, None)
+        if problem is not None:
+            pytest.fail(f"tria-deploy: {problem}", pytrace=False)
         info = item.stash.get(collection.ITEM_INFO, None)
         if info is not None:
             reason = self.run.gate.blocked_reason(info.target, info.stage)
@@ -104,6 +176,9 @@ class TriaEngine:
                 provision=call.excinfo is not None and call.excinfo.errisinstance(ProvisionError),
                 warnings=item.stash.get(WARNINGS, []),
             )
+        problem = item.stash.get(PROBLEM, None)
+        if problem is not None and report.when == "setup":
+            report.tria_usage = problem  # type: ignore[attr-defined]
         return scrub.scrub(self.config, report)
 
     @pytest.hookimpl(wrapper=True)
@@ -114,7 +189,13 @@ class TriaEngine:
         # Only a failed collection carries text; a passed one carries the collected nodes.
         return scrub.scrub(self.config, report) if report.failed else report
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """First, so JUnit, the terminal and the cache see a crashed test under its plain id."""
+        report.nodeid = distribute.plain_id(report.nodeid)
+        usage = getattr(report, "tria_usage", None)
+        if usage and usage not in self.run.usage_errors:
+            self.run.usage_errors.append(usage)
         outcome = self.run.collector.add(report)
         if outcome is not None:
             self.run.record(outcome)
@@ -123,31 +204,50 @@ class TriaEngine:
         if self.is_worker:
             return
         run = self.run
-        for outcome in run.collector.unfinished():
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        for outcome in run.collector.unfinished(interrupted):
             run.record(outcome)
-        if not run.outcomes:
+        if run.usage_errors:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        first_file = Path(run.outcomes[0].nodeid.split("::")[0])
+        if not (run.outcomes or run.collection_errors or interrupted):
+            return  # nothing staged: not a deployment run (e.g. the project's own tests)
+        first = run.outcomes[0].nodeid if run.outcomes else (run.collection_errors or [""])[0]
         run.verdict = build_verdict(
             self.settings,
             run.outcomes,
             started=run.started,
-            interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
-            suites_dir=(self.config.rootpath / first_file).parent,
+            interrupted=interrupted,
+            collection_errors=run.collection_errors,
+            suites_dir=(self.config.rootpath / first.split("::")[0]).parent,
         )
+        status = pytest.ExitCode(exitstatus)
+        if status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            failed = run.verdict.verdict_exit_code or run.collector.unstaged_failures
+            status = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+        session.exitstatus = status
+        run.verdict.exit_code = int(status)
         run.verdict_path = str(write_verdict(run.verdict, self.settings.report_dir))
         self.config.hook.pytest_tria_verdict(config=self.config, verdict=run.verdict.as_dict())
-        if self.settings.gate is GateMode.OFF:
-            return
-        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            failed = run.verdict.exit_code or run.collector.unstaged_failures
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.run.verdict is not None and self.run.verdict_path is not None:
+        if self.run.usage_errors:
+            write_usage_errors(terminalreporter, format_problems(self.run.usage_errors))
+        elif self.run.verdict is not None and self.run.verdict_path is not None:
             write_verdict_table(terminalreporter, self.run.verdict, self.run.verdict_path)
+
+    def pytest_unconfigure(self) -> None:
+        close_scope(self.run.secrets)
 
 
 def _skip(reason: str) -> None:
     """Skip reported at the test's own location (as a skip marker would be), not at this hook."""
     raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
+def _collect_error(report: pytest.CollectReport) -> str:
+    """The exception line of a collection error (pytest prefixes it with ``E``), redacted."""
+    lines = [line.strip() for line in report.longreprtext.splitlines() if line.strip()]
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    text = errors[-1] if errors else (lines[0] if lines else "collection failed")
+    return cap(redact(text))

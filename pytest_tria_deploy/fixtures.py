@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.helpers import KeyNamespace
+from pytest_tria_deploy.helpers import KeyNamespace, asyncpg_dsn
 from pytest_tria_deploy.provision.base import ProvisionError
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.redact import redact, register_secrets
@@ -72,23 +72,21 @@ def tria_endpoints(
 
 @pytest.fixture(scope="session")
 def tria_budget(tria_target: Target) -> Budgets:
-    """The target's budgets (latency and timing limits)."""
+    """The target's budgets, so a suite's limits come from tria.toml rather than its own code:
+    the same check holds prod to 5 ms and a laptop's throwaway stack to 50 ms."""
     return tria_target.budgets
 
 
-def asyncpg_dsn(url: str) -> str:
-    """asyncpg wants ``postgresql://``; the SQLAlchemy-style ``postgresql+asyncpg://`` works too."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme.split('+')[0]}{sep}{rest}"
-
-
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def pg(tria_target: Target, tria_endpoints: Endpoints) -> AsyncIterator[asyncpg.Pool]:
-    """An asyncpg pool; on a protected target every transaction is read-only at the server."""
+async def pg(
+    request: pytest.FixtureRequest, tria_target: Target, tria_endpoints: Endpoints
+) -> AsyncIterator[asyncpg.Pool]:
+    """An asyncpg pool; on a protected target every transaction is read-only at the server,
+    unless the run passed --tria-allow-destructive (so destructive tests can write)."""
     import asyncpg
 
     server_settings = {"application_name": "tria-deploy"}
-    if tria_target.protected:
+    if tria_target.protected and not settings_of(request.config).allow_destructive:
         server_settings["default_transaction_read_only"] = "on"
     pool = await asyncpg.create_pool(
         asyncpg_dsn(tria_endpoints.database_url.get_secret_value()),

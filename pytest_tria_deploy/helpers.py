@@ -15,6 +15,16 @@ if TYPE_CHECKING:
 KEY_TTL_SECONDS = 600
 
 
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg wants ``postgresql://``; the SQLAlchemy-style ``postgresql+asyncpg://`` works too.
+
+    The service has the same conversion (``Settings.asyncpg_dsn``); the plugin keeps its own so
+    that it never imports the service it verifies.
+    """
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}{sep}{rest}"
+
+
 @contextlib.asynccontextmanager
 async def read_only(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy[Any]]:
     """A connection inside a read-only transaction: safe on protected targets."""

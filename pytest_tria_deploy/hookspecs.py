@@ -14,6 +14,7 @@ def pytest_tria_stages(config: pytest.Config) -> list[Stage]:  # type: ignore[em
     """Return extra stages (name, after, critical) to add to the stage graph.
 
     Called once at configure time, from every implementation; stages from all of them are added.
+    Anything but a list (or tuple) of Stage is a usage error naming this hook.
     """
 
 

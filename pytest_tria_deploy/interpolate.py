@@ -8,25 +8,17 @@ from collections.abc import Mapping
 _REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
-class MissingVariable(LookupError):
-    """A reference without a default names a variable that is unset or empty."""
+class MissingVariables(LookupError):
+    """References without a default name variables that are unset or empty; ``names`` has all."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(name)
-
-
-def missing(text: str, env: Mapping[str, str]) -> list[str]:
-    """Every variable ``text`` needs that is unset or empty and has no default."""
-    return [
-        m["name"]
-        for m in _REFERENCE.finditer(text)
-        if not env.get(m["name"]) and m["default"] is None
-    ]
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(", ".join(names))
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Substitute every reference; raises MissingVariable for the first one that cannot be."""
+    """Substitute every reference; raises MissingVariables naming every one that cannot be."""
+    absent: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         value = env.get(match["name"], "")
@@ -34,6 +26,10 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             return value
         if match["default"] is not None:
             return match["default"]
-        raise MissingVariable(match["name"])
+        absent.append(match["name"])
+        return ""
 
-    return _REFERENCE.sub(substitute, text)
+    result = _REFERENCE.sub(substitute, text)
+    if absent:
+        raise MissingVariables(list(dict.fromkeys(absent)))
+    return result

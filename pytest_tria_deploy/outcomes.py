@@ -15,6 +15,7 @@ import pytest
 from pytest_tria_deploy.redact import redact
 
 RESERVED_PROPERTIES = frozenset({"tria_stage", "tria_target", "tria_warning"})
+MAX_REASON = 200  # a reason is one readable line in the table, VERDICT line and verdict.json
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,13 @@ class TestOutcome:
         return data
 
 
-def first_line(report: pytest.TestReport) -> str:
-    """The first line of a report's error or skip reason, redacted."""
+def cap(text: str, limit: int = MAX_REASON) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The first line of a report's error or skip reason, redacted and capped."""
     longrepr = report.longrepr
     if isinstance(longrepr, tuple):
         text = str(longrepr[2]).removeprefix("Skipped: ")
@@ -69,7 +75,7 @@ def first_line(report: pytest.TestReport) -> str:
         crash = getattr(longrepr, "reprcrash", None)
         text = str(getattr(crash, "message", "") or "") or report.longreprtext
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return redact(lines[0]) if lines else ""
+    return cap(redact(lines[0])) if lines else ""
 
 
 def annotate(
@@ -119,10 +125,14 @@ class OutcomeCollector:
         }
         return self._pending.pop(report.nodeid)
 
-    def unfinished(self) -> Iterator[TestOutcome]:
-        """Tests whose teardown never arrived (a crashed xdist worker); counted as errors."""
+    def unfinished(self, interrupted: bool) -> Iterator[TestOutcome]:
+        """Tests whose teardown never arrived: cut off by an interrupt (blocked), or by a crashed
+        xdist worker (an error)."""
         for outcome in self._pending.values():
-            if not outcome.failed:
+            if interrupted and not outcome.failed:
+                outcome.outcome = "blocked"
+                outcome.reason = f"the run was interrupted before {outcome.nodeid} finished"
+            elif not outcome.failed:
                 outcome.outcome = "error"
                 outcome.reason = outcome.reason or "the test did not finish (worker crashed?)"
             yield outcome

@@ -1,16 +1,26 @@
-"""pytest entry point: options, ini keys and hook wiring; the work is in the modules beside it."""
+"""pytest entry point: options, ini keys, markers and activation; the work is in engine.py.
+
+pytest loads this module for every run (pytest11 entry point), so the plugin is ACTIVE only when
+the run asks for it; an unrelated project is left exactly as it was. A run is active when any of:
+
+- a ``--tria-*`` option is given (command line or ``addopts``);
+- a ``tria_*`` ini key is set (ini file, ``[tool.pytest.ini_options]`` or ``-o``);
+- the rootdir holds a ``tria.toml`` (it may be empty), or its ``pyproject.toml`` a ``[tool.tria]``.
+
+An inactive run gets the options, ini keys and the ``tria_stage``/``destructive`` markers, and
+nothing else: no header, ordering, fixtures, gate, verdict, asyncio defaults, ``--dist`` change or
+redaction. A test marked ``tria_stage`` in an inactive run fails at setup saying how to activate
+(a marker alone is not a trigger: the decision must be made before collection, and xdist's
+controller never collects). Heavy modules (pydantic, the engine, fixtures) load only when active.
+"""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from pytest_tria_deploy import aio, distribute, hookspecs
-from pytest_tria_deploy.engine import TriaEngine
-from pytest_tria_deploy.gate import Gate
-from pytest_tria_deploy.runstate import RUN, TriaRun
-from pytest_tria_deploy.settings import load_settings
-
-pytest_plugins = ["pytest_tria_deploy.fixtures"]
+from pytest_tria_deploy import activation, aio, hookspecs
 
 MARKERS = (
     "tria_stage(name): put the test in a tria-deploy stage (preflight, environment, database, "
@@ -69,30 +79,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run @pytest.mark.destructive tests on protected targets too. "
         "ini: tria_allow_destructive",
     )
-    parser.addini("tria_target", "targets to verify (default: local)", type="args")
-    parser.addini("tria_config", "targets file (default: tria.toml)")
-    parser.addini("tria_stage", "stages to run (with their dependencies)", type="args")
-    parser.addini("tria_no_deps", "trust the dependencies of tria_stage", type="bool")
-    parser.addini("tria_gate", "strict, normal or off", default="normal")
-    parser.addini("tria_report_dir", "where verdict.json goes", default="reports")
-    parser.addini("tria_allow_destructive", "run destructive tests on protected targets", "bool")
+    # Defaults are None so that "set" can be told from "unset" (activation, option-vs-ini).
+    parser.addini("tria_target", "targets to verify (default: local)", "args", None)
+    parser.addini("tria_config", "targets file (default: tria.toml)", "string", None)
+    parser.addini("tria_stage", "stages to run (with their dependencies)", "args", None)
+    parser.addini("tria_no_deps", "trust the dependencies of tria_stage", "bool", None)
+    parser.addini("tria_gate", "strict, normal (default) or off", "string", None)
+    parser.addini("tria_report_dir", "where verdict.json goes (default: reports)", "string", None)
+    parser.addini(
+        "tria_allow_destructive", "run destructive tests on protected targets", "bool", None
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
-    aio.apply_defaults(config)
     if config.option.help:
+        with contextlib.suppress(pytest.UsageError):  # --help must work with a bad ini value
+            if activation.is_active(config):
+                aio.apply_defaults(config)
         return
-    hook_results = config.hook.pytest_tria_stages(config=config)
-    hook_stages = [stage for stages in hook_results if stages for stage in stages]
-    settings = load_settings(config, hook_stages)
-    for stage in settings.graph.stages:
-        config.addinivalue_line(
-            "markers", f"{stage.name}: set by tria-deploy on every test of the {stage.name} stage"
-        )
-    run = TriaRun(settings, Gate(settings.graph, settings.gate))
-    config.stash[RUN] = run
-    distribute.configure(config)
-    config.pluginmanager.register(TriaEngine(config, run), "tria_deploy.engine")
+    if not activation.is_active(config):
+        config.pluginmanager.register(activation.DormantGuard(config), "tria_deploy.dormant")
+        return
+    from pytest_tria_deploy.engine import start
+
+    start(config)

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_tria_deploy.gate import Gate
 from pytest_tria_deploy.outcomes import OutcomeCollector, TestOutcome
+from pytest_tria_deploy.redact import SecretScope
 from pytest_tria_deploy.report.verdict import Verdict
 from pytest_tria_deploy.settings import TriaSettings
 
@@ -19,8 +20,11 @@ class TriaRun:
 
     settings: TriaSettings
     gate: Gate
+    secrets: SecretScope
     collector: OutcomeCollector = field(default_factory=OutcomeCollector)
     outcomes: list[TestOutcome] = field(default_factory=list)
+    collection_errors: list[str] = field(default_factory=list)
+    usage_errors: list[str] = field(default_factory=list)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     verdict: Verdict | None = None
     verdict_path: str | None = None
@@ -33,16 +37,9 @@ class TriaRun:
 RUN = pytest.StashKey[TriaRun]()
 WARNINGS = pytest.StashKey[list[str]]()
 BLOCKED = pytest.StashKey[bool]()
-
-
-def run_of(config: pytest.Config) -> TriaRun:
-    try:
-        return config.stash[RUN]
-    except KeyError:
-        raise pytest.UsageError(
-            "tria-deploy is not configured in this run (was it disabled with -p no:tria_deploy?)"
-        ) from None
+PROBLEM = pytest.StashKey[str]()
 
 
 def settings_of(config: pytest.Config) -> TriaSettings:
-    return run_of(config).settings
+    """The run's settings; the fixtures that call this are registered only on active runs."""
+    return config.stash[RUN].settings

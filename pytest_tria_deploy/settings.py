@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_tria_deploy.activation import read_ini
 from pytest_tria_deploy.redact import register_secrets
 from pytest_tria_deploy.stages import BUILTIN_STAGES, Stage, StageError, StageGraph, suggest
 from pytest_tria_deploy.targets import StageTable, Target, TargetError, load_config
@@ -23,7 +25,12 @@ DEFAULT_REPORT_DIR = "reports"
 
 
 class GateMode(StrEnum):
-    """strict: a warning is a failure; normal: the default; off: report without blocking."""
+    """How much the verdict may stop a rollout.
+
+    strict: for a deploy gate that must not let a degraded target through, so a warning counts
+    as a failure; normal: failures block, warnings only report; off: for exploring a broken
+    target, every stage runs (nothing is blocked) but the verdict and exit code still tell.
+    """
 
     STRICT = "strict"
     NORMAL = "normal"
@@ -50,6 +57,10 @@ class TriaSettings:
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
 
+    def is_critical(self, target: str, stage: str) -> bool:
+        """Critical unless the stage is declared non-critical or the target relaxes it."""
+        return self.graph[stage].critical and not self.target(target).relaxes(stage)
+
     @property
     def run_stages(self) -> set[str]:
         """Stages whose tests run: everything, or the selection (plus its dependencies)."""
@@ -60,97 +71,121 @@ class TriaSettings:
         return self.graph.closure(self.selected_stages)
 
 
-def _values(config: pytest.Config, option: str, ini: str) -> list[str]:
-    given = config.getoption(option)
-    if given:
-        return [str(v) for v in given]
-    return [str(v) for v in config.getini(ini)]
+@dataclass(frozen=True)
+class _Value:
+    """A setting and where it came from, so a problem names the option or the ini key."""
+
+    value: Any
+    source: str
+    from_cli: bool
 
 
-def _flag(config: pytest.Config, option: str, ini: str) -> bool:
-    given = config.getoption(option)
-    return bool(given) if given is not None else bool(config.getini(ini))
-
-
-def _text(config: pytest.Config, option: str, ini: str) -> tuple[str | None, bool]:
-    """The value and whether it came from the command line (paths resolve differently)."""
-    given = config.getoption(option)
+def _setting(config: pytest.Config, name: str) -> _Value:
+    given = config.getoption(name)
     if given is not None:
-        return str(given), True
-    value = config.getini(ini)
-    return (str(value) if value else None), False
+        return _Value(given, "--" + name.replace("_", "-"), True)
+    return _Value(read_ini(config, name), f"ini key {name}", False)
+
+
+def format_problems(problems: Sequence[str]) -> str:
+    """One usage-error text: a single line, or a count and one indented line per problem."""
+    if len(problems) == 1:
+        return f"tria-deploy: {problems[0]}"
+    return f"tria-deploy: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
 
 
 def load_settings(config: pytest.Config, hook_stages: Iterable[Stage]) -> TriaSettings:
     """Read and validate everything; raises pytest.UsageError listing every problem."""
-    problems: list[str] = []
     root = config.rootpath
     cwd = config.invocation_params.dir
-    explicit, _ = _text(config, "tria_config", "tria_config")
+    explicit = _setting(config, "tria_config").value
     try:
-        data, known = load_config(root, explicit, cwd)
+        loaded = load_config(root, str(explicit) if explicit else None, cwd)
     except TargetError as exc:
-        raise pytest.UsageError(_format(exc.problems)) from None
+        raise pytest.UsageError(format_problems(exc.problems)) from None
+    problems = list(loaded.problems)
 
     graph = None
     try:
-        graph = StageGraph.build(_merge_stages(data.stages, hook_stages))
+        graph = StageGraph.build(_merge_stages(loaded.stages, hook_stages))
     except StageError as exc:
-        problems += [f"{data.source}: {p}" for p in exc.problems]
+        problems += [f"{loaded.source}: {p}" for p in exc.problems]
 
-    names = _values(config, "tria_target", "tria_target") or [DEFAULT_TARGET]
-    names = list(dict.fromkeys(names))
+    known = loaded.targets
+    names = list(dict.fromkeys(str(n) for n in _setting(config, "tria_target").value or []))
+    names = names or [DEFAULT_TARGET]
     for name in names:
         if name not in known:
             problems.append(
                 f"unknown target '{name}'; known: {', '.join(known)}{suggest(name, known)}"
             )
-    selected = list(dict.fromkeys(_values(config, "tria_stage", "tria_stage")))
+    stage_setting = _setting(config, "tria_stage")
+    selected = list(dict.fromkeys(str(s) for s in stage_setting.value or []))
     if graph is not None:
-        problems += graph.unknown(selected, "--tria-stage")
-    gate_text, _ = _text(config, "tria_gate", "tria_gate")
-    gate_text = gate_text or GateMode.NORMAL.value
+        problems += graph.unknown(selected, stage_setting.source)
+    gate_setting = _setting(config, "tria_gate")
+    gate_text = str(gate_setting.value or GateMode.NORMAL.value)
     modes = [m.value for m in GateMode]
     if gate_text not in modes:
         problems.append(
-            f"unknown gate mode '{gate_text}' in --tria-gate; use one of: {', '.join(modes)}"
-            + suggest(gate_text, modes)
+            f"unknown gate mode '{gate_text}' in {gate_setting.source}; use one of: "
+            f"{', '.join(modes)}{suggest(gate_text, modes)}"
         )
-    report_text, from_cli = _text(config, "tria_report_dir", "tria_report_dir")
-    report_dir = (cwd if from_cli else root) / (report_text or DEFAULT_REPORT_DIR)
+    report = _setting(config, "tria_report_dir")
+    report_dir = (cwd if report.from_cli else root) / str(report.value or DEFAULT_REPORT_DIR)
     if report_dir.exists() and not report_dir.is_dir():
         problems.append(
-            f"--tria-report-dir {report_text!r} is a file, not a directory; give a directory"
+            f"{report.source} {report.value!r} is a file, not a directory; give a directory"
         )
+    targets = [known[n] for n in names if n in known]
+    resolved = _resolve(targets, problems)
     if problems or graph is None:
-        raise pytest.UsageError(_format(problems))
-
-    targets = _resolve([known[n] for n in names])
+        raise pytest.UsageError(format_problems(problems))
+    for target in resolved:
+        register_secrets(target.secret_values())
     return TriaSettings(
-        targets=targets,
+        targets=resolved,
         graph=graph,
         selected_stages=tuple(selected),
-        no_deps=_flag(config, "tria_no_deps", "tria_no_deps"),
+        no_deps=bool(_setting(config, "tria_no_deps").value),
         gate=GateMode(gate_text),
         report_dir=report_dir,
-        allow_destructive=_flag(config, "tria_allow_destructive", "tria_allow_destructive"),
-        config_source=data.source,
+        allow_destructive=bool(_setting(config, "tria_allow_destructive").value),
+        config_source=loaded.source,
     )
 
 
-def _resolve(targets: Sequence[Target]) -> tuple[Target, ...]:
-    problems: list[str] = []
+def _resolve(targets: Sequence[Target], problems: list[str]) -> tuple[Target, ...]:
     resolved: list[Target] = []
     for target in targets:
         try:
             resolved.append(target.resolve(os.environ))
         except TargetError as exc:
             problems += exc.problems
-    if problems:
-        raise pytest.UsageError(_format(problems))
-    for target in resolved:
-        register_secrets(target.secret_values())
     return tuple(resolved)
+
+
+def hook_stages(results: Iterable[object]) -> list[Stage]:
+    """The stages every ``pytest_tria_stages`` implementation returned, checked for type."""
+    stages: list[Stage] = []
+    for result in results:
+        if result is None:
+            continue
+        items = list(result) if isinstance(result, list | tuple) else [result]
+        good = [item for item in items if isinstance(item, Stage)]
+        if len(good) != len(items) or not isinstance(result, list | tuple):
+            raise pytest.UsageError(
+                f"tria-deploy: a pytest_tria_stages hook returned {_short(result)}; it must "
+                "return a list of pytest_tria_deploy.Stage, e.g. "
+                "[Stage('perf', after=('smoke',), critical=False)]"
+            )
+        stages += good
+    return stages
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _merge_stages(tables: dict[str, StageTable], hook_stages: Iterable[Stage]) -> list[Stage]:
@@ -165,11 +200,3 @@ def _merge_stages(tables: dict[str, StageTable], hook_stages: Iterable[Stage]) -
             description=table.description or current.description,
         )
     return [*merged.values(), *hook_stages]
-
-
-def _format(problems: Sequence[str]) -> str:
-    if len(problems) == 1:
-        return f"tria-deploy: {problems[0]}"
-    return (
-        "tria-deploy: " + f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
-    )

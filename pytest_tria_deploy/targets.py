@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.interpolate import interpolate, missing
+from pytest_tria_deploy.interpolate import MissingVariables, interpolate
+from pytest_tria_deploy.stages import suggest
 
 ProviderName = Literal["local", "containers", "compose", "external"]
 DependencyName = Literal["database", "redis", "openai", "chroma"]
 ALL_DEPENDENCIES: tuple[DependencyName, ...] = ("database", "redis", "openai", "chroma")
+# The stages that check one kind of dependency; a target whose ``critical`` list leaves out every
+# dependency a stage checks makes that stage non-critical for that target.
+DEPENDENCY_STAGES: dict[str, tuple[DependencyName, ...]] = {
+    "database": ("database",),
+    "redis": ("redis",),
+    "external": ("openai", "chroma"),
+}
 SECRET_FIELDS = ("database_url", "redis_url", "openai_api_key", "diagnostics_token", "secret_key")
 
 
@@ -98,6 +107,11 @@ class Target(BaseModel):
         """The service URLs the target declares; empty when its provider starts the service."""
         return list(self.instances) or ([self.service_url] if self.service_url else [])
 
+    def relaxes(self, stage: str) -> bool:
+        """Whether this target declares every dependency ``stage`` checks non-critical."""
+        checked = DEPENDENCY_STAGES.get(stage)
+        return checked is not None and not set(checked) & set(self.critical)
+
     def secret_values(self) -> list[str]:
         """Resolved secret values, for the redactor."""
         values = (getattr(self, name) for name in SECRET_FIELDS)
@@ -123,19 +137,24 @@ class Target(BaseModel):
 
     def resolve(self, env: Mapping[str, str]) -> Target:
         """Substitute ``${VAR}`` references; raises TargetError naming every missing variable."""
-        fields = self._templated_fields()
-        problems = [
-            f"target '{self.name}': {var} is not set (used by {where}); "
-            f"export {var}, or write ${{{var}:-default}} in the config"
-            for where, text in fields
-            for var in missing(text, env)
-        ]
+        problems: list[str] = []
+        values: dict[str, str] = {}
+        for where, text in self._templated_fields():
+            try:
+                values[where] = interpolate(text, env)
+            except MissingVariables as exc:
+                problems += [
+                    f"target '{self.name}': {var} is not set (used by {where}); "
+                    f"export {var}, or write ${{{var}:-default}} in the config"
+                    for var in exc.names
+                ]
         if problems:
             raise TargetError(problems)
-        updates: dict[str, Any] = {"instances": [interpolate(u, env) for u in self.instances]}
-        for name, text in fields:
+        updates: dict[str, Any] = {
+            "instances": [values[f"instances[{i}]"] for i in range(len(self.instances))]
+        }
+        for name, value in values.items():
             if not name.startswith("instances["):
-                value = interpolate(text, env)
                 updates[name] = SecretStr(value) if name in SECRET_FIELDS else value
         return self.model_copy(update=updates)
 
@@ -173,33 +192,62 @@ class StageTable(BaseModel):
     description: str | None = None
 
 
-class TriaFile(BaseModel):
-    """The whole configuration file."""
+@dataclass(frozen=True)
+class ConfigFile:
+    """What the config file holds; ``problems`` lists every invalid part (the rest still loads)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str
+    targets: dict[str, Target]
+    stages: dict[str, StageTable]
+    problems: list[str]
 
-    targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    stages: dict[str, StageTable] = Field(default_factory=dict)
-    source: str = "built-in targets"
+
+SECTIONS = ("targets", "stages")
 
 
-def load_config(root: Path, explicit: str | None, cwd: Path) -> tuple[TriaFile, dict[str, Target]]:
-    """Read tria.toml (or pyproject's ``[tool.tria]``) and validate every target in it."""
+def load_config(root: Path, explicit: str | None, cwd: Path) -> ConfigFile:
+    """Read tria.toml (or pyproject's ``[tool.tria]``) and validate each target and stage table.
+
+    Only a file that cannot be found or parsed raises; every other problem is collected, so one
+    bad target does not hide a bad stage.
+    """
     path, table = _read(root, explicit, cwd)
-    try:
-        data = TriaFile.model_validate({**table, "source": str(path) if path else "built-in"})
-    except ValidationError as exc:
-        raise TargetError([f"{path}: {line}" for line in _error_lines(exc)]) from None
+    where = f"{path}: " if path else ""
+    problems = [
+        f"{where}unknown section [{key}]; known: {', '.join(SECTIONS)}{suggest(key, SECTIONS)}"
+        for key in table
+        if key not in SECTIONS
+    ]
     targets = dict(BUILTIN_TARGETS)
-    problems: list[str] = []
-    for name, body in data.targets.items():
+    for name, body in _tables(table, "targets", where, problems).items():
         try:
             targets[name] = Target.model_validate({**body, "name": name})
         except ValidationError as exc:
-            problems.extend(f"{path}: targets.{name}: {line}" for line in _error_lines(exc))
-    if problems:
-        raise TargetError(problems)
-    return data, targets
+            problems.extend(f"{where}targets.{name}: {line}" for line in _error_lines(exc))
+    stages: dict[str, StageTable] = {}
+    for name, body in _tables(table, "stages", where, problems).items():
+        try:
+            stages[name] = StageTable.model_validate(body)
+        except ValidationError as exc:
+            problems.extend(f"{where}stages.{name}: {line}" for line in _error_lines(exc))
+    return ConfigFile(str(path) if path else "built-in", targets, stages, problems)
+
+
+def _tables(
+    table: dict[str, Any], section: str, where: str, problems: list[str]
+) -> dict[str, dict[str, Any]]:
+    """``[section.NAME]`` tables; anything that is not a table is a problem."""
+    value = table.get(section, {})
+    if not isinstance(value, dict):
+        problems.append(f"{where}[{section}] must be a table of [{section}.NAME] tables")
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for name, body in value.items():
+        if isinstance(body, dict):
+            found[name] = body
+        else:
+            problems.append(f"{where}{section}.{name} must be a table, got {type(body).__name__}")
+    return found
 
 
 def _read(root: Path, explicit: str | None, cwd: Path) -> tuple[Path | None, dict[str, Any]]:

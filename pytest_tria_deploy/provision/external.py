@@ -7,7 +7,8 @@ from pytest_tria_deploy.targets import Target
 
 
 class ExternalProvider:
-    """Starts nothing and stops nothing; the target's own data are its endpoints."""
+    """For deployments someone else runs: the plugin must never start or stop them, only look,
+    so the endpoints are exactly what the target declares (secrets resolved from the env)."""
 
     def start(self, target: Target) -> Endpoints:
         return target.endpoints()

@@ -23,7 +23,7 @@ def write_verdict_table(terminal: pytest.TerminalReporter, verdict: Verdict, pat
         terminal.write_sep("=", f"tria-deploy: {target.name} ({target.provider}{protected})")
         rows = [
             (
-                s.stage.name + ("" if s.stage.critical else " (non-critical)"),
+                s.stage.name + ("" if s.critical else " (non-critical)"),
                 str(s.count("passed")),
                 str(s.count("failed", "error")),
                 str(s.count("skipped")),
@@ -49,3 +49,10 @@ def _row(cells: tuple[str, ...], widths: list[int]) -> str:
     return "  ".join(
         [first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]
     )
+
+
+def write_usage_errors(terminal: pytest.TerminalReporter, text: str) -> None:
+    """Problems found where a usage error could not stop the run (an xdist worker)."""
+    terminal.write_sep("=", "tria-deploy: usage errors", red=True)
+    for line in text.splitlines():
+        terminal.write_line(f"ERROR: {line}" if line.startswith("tria-deploy") else line, red=True)

@@ -1,8 +1,9 @@
 """The verdict: one status per stage and per target, the overall answer, and verdict.json.
 
-PASS: every selected check passed. WARN: a non-critical stage failed or a test recorded a
-warning. FAIL: a critical stage failed. BLOCKED: the target could not be verified at all (its
-provider did not start, or the run was interrupted before its stages finished).
+PASS: every selected check ran and passed. WARN: a non-critical stage failed, a test recorded a
+warning, or nothing was verified (every staged test skipped). FAIL: a critical stage failed.
+BLOCKED: the target could not be verified at all (its provider did not start, the suite did not
+collect, or the run was interrupted before its stages finished).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from pytest_tria_deploy.outcomes import TestOutcome
-from pytest_tria_deploy.redact import redact
+from pytest_tria_deploy.outcomes import TestOutcome, cap
+from pytest_tria_deploy.redact import redact_tree
 from pytest_tria_deploy.settings import GateMode, TriaSettings
 from pytest_tria_deploy.stages import Stage
 
@@ -32,12 +33,14 @@ class Status(StrEnum):
     NOT_RUN = "NOT RUN"
 
 
+VERDICT_FILE = "verdict.json"
 _SEVERITY = [Status.PASS, Status.WARN, Status.BLOCKED, Status.FAIL]
 
 
 @dataclass
 class StageResult:
     stage: Stage
+    critical: bool
     tests: list[TestOutcome] = field(default_factory=list)
     status: Status = Status.NOT_RUN
     reason: str = ""
@@ -52,7 +55,7 @@ class StageResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.stage.name,
-            "critical": self.stage.critical,
+            "critical": self.critical,
             "status": self.status.value,
             "reason": self.reason,
             "passed": self.count("passed"),
@@ -93,9 +96,11 @@ class Verdict:
     verdict: Status = Status.PASS
     reason: str = ""
     git_sha: str | None = None
+    exit_code: int | None = None  # the process's exit code, set once the run has decided it
 
     @property
-    def exit_code(self) -> int:
+    def verdict_exit_code(self) -> int:
+        """1 for FAIL and BLOCKED (and WARN under strict), else 0."""
         if self.verdict in (Status.FAIL, Status.BLOCKED):
             return 1
         return int(self.verdict is Status.WARN and self.gate is GateMode.STRICT)
@@ -104,7 +109,7 @@ class Verdict:
         data = {
             "verdict": self.verdict.value,
             "reason": self.reason,
-            "exit_code": self.exit_code,
+            "exit_code": self.verdict_exit_code if self.exit_code is None else self.exit_code,
             "gate": self.gate.value,
             "target": ",".join(t.name for t in self.targets),
             "provider": ",".join(dict.fromkeys(t.provider for t in self.targets)),
@@ -114,7 +119,7 @@ class Verdict:
             "suites_git_sha": self.git_sha,
             "targets": [t.as_dict() for t in self.targets],
         }
-        redacted: dict[str, Any] = _redact_tree(data)
+        redacted: dict[str, Any] = redact_tree(data)
         return redacted
 
 
@@ -124,21 +129,29 @@ def build_verdict(
     *,
     started: datetime,
     interrupted: bool,
+    collection_errors: Sequence[str] = (),
     suites_dir: Path | None,
 ) -> Verdict:
     """Fold outcomes into stage, target and overall verdicts."""
     by_key: dict[tuple[str, str], list[TestOutcome]] = {}
     for outcome in outcomes:
         by_key.setdefault((outcome.target, outcome.stage), []).append(outcome)
+    broken = f"suite did not collect: {collection_errors[0]}" if collection_errors else ""
     targets = []
     for target in settings.targets:
         stages = [
-            _stage_result(stage, by_key.get((target.name, stage.name), []), settings.gate)
+            _stage_result(
+                stage,
+                settings.is_critical(target.name, stage.name),
+                by_key.get((target.name, stage.name), []),
+                settings.gate,
+            )
             for stage in settings.graph.stages
             if stage.name in settings.run_stages
         ]
         tv = TargetVerdict(target.name, target.provider, target.protected, stages)
-        tv.verdict, tv.reason = _target_status(stages, interrupted)
+        tv.verdict, tv.reason = _target_status(stages, interrupted, broken)
+        tv.reason = cap(tv.reason)
         targets.append(tv)
     worst = max(targets, key=lambda t: _SEVERITY.index(t.verdict))
     reason = worst.reason
@@ -155,8 +168,10 @@ def build_verdict(
     )
 
 
-def _stage_result(stage: Stage, tests: list[TestOutcome], gate: GateMode) -> StageResult:
-    result = StageResult(stage, tests)
+def _stage_result(
+    stage: Stage, critical: bool, tests: list[TestOutcome], gate: GateMode
+) -> StageResult:
+    result = StageResult(stage, critical, tests)
     failure = next((t for t in tests if t.failed), None)
     warning = next((t for t in tests if t.warnings), None)
     blocked = next((t for t in tests if t.outcome == "blocked"), None)
@@ -164,12 +179,12 @@ def _stage_result(stage: Stage, tests: list[TestOutcome], gate: GateMode) -> Sta
         if failure.provision:
             result.status = Status.BLOCKED
         else:
-            result.status = Status.FAIL if stage.critical else Status.WARN
+            result.status = Status.FAIL if critical else Status.WARN
         result.reason = f"{stage.name} failed: {failure.nodeid}: {failure.reason}"
     elif blocked is not None:
         result.status, result.reason = Status.BLOCKED, blocked.reason
     elif warning is not None:
-        strict = gate is GateMode.STRICT and stage.critical
+        strict = gate is GateMode.STRICT and critical
         result.status = Status.FAIL if strict else Status.WARN
         result.reason = f"{stage.name} warned: {warning.nodeid}: {warning.warnings[0]}"
     elif any(t.outcome == "passed" for t in tests):
@@ -179,23 +194,31 @@ def _stage_result(stage: Stage, tests: list[TestOutcome], gate: GateMode) -> Sta
     return result
 
 
-def _target_status(stages: Sequence[StageResult], interrupted: bool) -> tuple[Status, str]:
-    for status in (Status.FAIL, Status.BLOCKED):
-        first = next((s for s in stages if s.status is status), None)
-        if first is not None:
-            return status, first.reason
+def _target_status(
+    stages: Sequence[StageResult], interrupted: bool, broken: str
+) -> tuple[Status, str]:
+    if broken:
+        return Status.BLOCKED, broken
+    first_fail = next((s for s in stages if s.status is Status.FAIL), None)
+    if first_fail is not None:
+        return Status.FAIL, first_fail.reason
+    first_blocked = next((s for s in stages if s.status is Status.BLOCKED), None)
+    if first_blocked is not None:
+        return Status.BLOCKED, first_blocked.reason
     if interrupted:
         return Status.BLOCKED, "the run was interrupted before every stage finished"
     first_warn = next((s for s in stages if s.status is Status.WARN), None)
     if first_warn is not None:
         return Status.WARN, first_warn.reason
+    if not any(t.outcome == "passed" for s in stages for t in s.tests):
+        return Status.WARN, "nothing was verified: every staged test was skipped"
     return Status.PASS, ""
 
 
 def write_verdict(verdict: Verdict, report_dir: Path) -> Path:
     """Write verdict.json (every string already redacted) and return its path."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    path = report_dir / "verdict.json"
+    path = report_dir / VERDICT_FILE
     path.write_text(json.dumps(verdict.as_dict(), indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -221,13 +244,3 @@ def git_sha(directory: Path) -> str | None:
         return None
     sha = done.stdout.strip()
     return sha if done.returncode == 0 and sha else None
-
-
-def _redact_tree(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: _redact_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_tree(v) for v in value]
-    return value

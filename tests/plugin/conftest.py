@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,17 @@ STAGE_MODULES = {
 QUIET_INI = "[pytest]\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
 
 
+def activate(pytester: pytest.Pytester) -> pytest.Pytester:
+    """An empty tria.toml at the rootdir: the plugin is active (built-in targets and stages)."""
+    pytester.makefile(".toml", tria="")
+    return pytester
+
+
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A passing suite with one module per stage, written in reverse so order comes from stages."""
     pytester.makeini(QUIET_INI)
+    activate(pytester)
     for name in reversed(list(STAGE_MODULES)):
         pytester.makepyfile(**{name: STAGE_MODULES[name]})
     return pytester
@@ -55,3 +63,27 @@ def executed(result: pytest.RunResult) -> list[str]:
         if "::" in line and any(w in line for w in ("PASSED", "FAILED", "SKIPPED", "ERROR")):
             names.append(line.split(" ")[0].split("::")[-1])
     return names
+
+
+def commit_suites(path: Path) -> str:
+    """Make ``path`` a git work tree with one commit of its files; returns the commit's sha."""
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+    }
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--allow-empty", "-m", "suites"]):
+        subprocess.run(["git", "-C", str(path), *args], check=True, env=env, timeout=30)
+    done = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "HEAD"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip()

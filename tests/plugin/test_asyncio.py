@@ -33,6 +33,7 @@ async def test_same_loop(session_loop):
 
 def test_async_session_fixtures_and_tests_need_no_config(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\n")
+    pytester.makefile(".toml", tria="")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_03_database=TESTS, test_04_redis=TESTS)
     result = pytester.runpytest_subprocess("-W", "error::pytest.PytestDeprecationWarning")
@@ -44,9 +45,32 @@ def test_async_session_fixtures_and_tests_need_no_config(pytester: pytest.Pytest
 
 def test_explicit_user_settings_win(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasyncio_mode = strict\nasyncio_default_test_loop_scope = module\n")
+    pytester.makefile(".toml", tria="")
     pytester.makepyfile("def test_sync():\n    pass\n")
     result = pytester.runpytest_subprocess()
     result.stdout.fnmatch_lines(
         ["asyncio: mode=*STRICT*fixture_loop_scope=session*test_loop_scope=module"]
     )
     result.assert_outcomes(passed=1)
+
+
+def test_changed_pytest_internals_are_warned_about(pytester: pytest.Pytester) -> None:
+    """A conftest stands in for a pytest release whose ini cache is no longer a dict."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makefile(".toml", tria="")
+    pytester.makeconftest(
+        """
+        import collections
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_configure(config):
+            config._inicache = collections.UserDict(config._inicache)
+        """
+    )
+    pytester.makepyfile("def test_sync():\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*PytestConfigWarning: tria-deploy: cannot supply pytest-asyncio defaults*asyncio_mode*"]
+    )

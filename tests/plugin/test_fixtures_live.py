@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from tests.plugin.conftest import QUIET_INI, read_verdict
+from tests.plugin.conftest import QUIET_INI, activate, read_verdict
 
 TARGETS = """
 [targets.live]
@@ -39,14 +39,16 @@ from pytest_tria_deploy import read_only
 async def test_query(pg):
     assert await pg.fetchval("SELECT 1") == 1
 
-async def test_protected_is_read_only(pg, tria_target):
+async def test_protected_is_read_only(pg, tria_target, request):
     async with read_only(pg) as conn:
         assert await conn.fetchval("SHOW transaction_read_only") == "on"
-    if tria_target.protected:
+    allowed = request.config.getoption("tria_allow_destructive")
+    if tria_target.protected and not allowed:
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
-            await pg.execute("CREATE TABLE tria_plugin_probe (i int)")
+            await pg.execute("CREATE TEMP TABLE tria_plugin_probe (i int)")
     else:
         await pg.execute("CREATE TEMP TABLE tria_plugin_probe (i int)")
+        assert await pg.fetchval("SHOW default_transaction_read_only") == "off"
 """,
     "test_04_redis": """
 import time
@@ -99,12 +101,17 @@ def live(
     return pytester
 
 
-@pytest.mark.parametrize("protected", [True, False], ids=["protected", "unprotected"])
+@pytest.mark.parametrize(
+    ("protected", "extra"),
+    [(True, []), (True, ["--tria-allow-destructive"]), (False, [])],
+    ids=["protected", "protected-allowed", "unprotected"],
+)
 def test_fixtures_against_real_services(
-    live: pytest.Pytester, deps: object, protected: bool
+    live: pytest.Pytester, deps: object, protected: bool, extra: list[str]
 ) -> None:
     live.makefile(".toml", tria=TARGETS.format(protected=str(protected).lower()))
-    result = live.runpytest_subprocess("--tria-target=live", "-v", "--junitxml=junit.xml")
+    args = ["--tria-target=live", "-v", "--junitxml=junit.xml", *extra]
+    result = live.runpytest_subprocess(*args)
     result.assert_outcomes(passed=6)
     verdict = read_verdict(live)
     assert verdict["verdict"] == "PASS"
@@ -126,6 +133,7 @@ async def _exists(url: str, key: str) -> int:
 
 def test_local_target_starts_a_stack_on_demand_and_stops_it(pytester: pytest.Pytester) -> None:
     pytester.makeini(QUIET_INI)
+    activate(pytester)
     pytester.makepyfile(
         test_07_health="""
         async def test_liveness(service, pg, tria_endpoints):

@@ -133,7 +133,18 @@ def test_gate_off_reports_without_blocking(suite: pytest.Pytester) -> None:
     result = suite.runpytest()
     result.assert_outcomes(passed=7, failed=1)
     assert read_verdict(suite)["verdict"] == "FAIL"
-    assert result.ret == 1  # pytest's own exit code stands
+    assert read_verdict(suite)["exit_code"] == result.ret == 1
+
+
+def test_gate_off_exit_code_agrees_with_the_verdict(suite: pytest.Pytester) -> None:
+    """A non-critical failure is a WARN: exit 0 under off too, and verdict.json says so."""
+    suite.makefile(".toml", tria="[stages.external]\ncritical = false\n")
+    suite.makepyfile(test_05_external="def test_openai_models():\n    assert 0\n")
+    result = suite.runpytest("--tria-gate=off")
+    result.assert_outcomes(passed=8, failed=1)
+    verdict = read_verdict(suite)
+    assert verdict["verdict"] == "WARN"
+    assert verdict["exit_code"] == result.ret == 0
 
 
 def test_unstaged_failure_still_fails_the_run(suite: pytest.Pytester) -> None:
@@ -169,3 +180,20 @@ def test_targets_have_separate_gates(suite: pytest.Pytester) -> None:
     verdict = read_verdict(suite)
     assert [t["verdict"] for t in verdict["targets"]] == ["FAIL", "PASS"]
     assert verdict["reason"].startswith("eu: database failed: ")
+
+
+def test_target_critical_dependencies_decide_which_stages_block(suite: pytest.Pytester) -> None:
+    suite.makefile(
+        ".toml",
+        tria="[targets.edge]\nprovider = 'local'\ncritical = ['database', 'openai', 'chroma']\n",
+    )
+    suite.makepyfile(test_04_redis="def test_redis_ping():\n    assert 0, 'no redis'\n")
+    result = suite.runpytest("--tria-target=edge")
+    result.assert_outcomes(passed=8, failed=1)
+    result.stdout.fnmatch_lines(["redis (non-critical) * 0 * 1 * WARN"])
+    verdict = read_verdict(suite)
+    assert verdict["verdict"] == "WARN"
+    assert stage_of(verdict, "redis")["critical"] is False
+    assert stage_of(verdict, "database")["critical"] is True
+    assert stage_of(verdict, "components")["status"] == "PASS"
+    assert verdict["exit_code"] == result.ret == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugin.conftest import QUIET_INI, executed, read_verdict
+from tests.plugin.conftest import QUIET_INI, activate, executed, read_verdict
 
 SHIPPED_LIKE = """
 [targets.staging]
@@ -114,6 +114,7 @@ def test_invalid_target_lists_every_problem(pytester: pytest.Pytester) -> None:
 
 
 def test_unknown_stage_in_marker(pytester: pytest.Pytester) -> None:
+    activate(pytester)
     pytester.makepyfile(
         "import pytest\n\n@pytest.mark.tria_stage('databse')\ndef test_x():\n    pass\n"
     )
@@ -216,3 +217,76 @@ def test_verdict_hook_sees_the_redacted_verdict(configured: pytest.Pytester) -> 
 def test_incompatible_dist_mode_is_warned_about(configured: pytest.Pytester) -> None:
     result = configured.runpytest("-n", "2", "--dist", "loadfile")
     result.stdout.fnmatch_lines(["*tria-deploy: --dist=loadfile may split a target's stages*"])
+
+
+def test_bad_gate_in_ini_names_the_ini_key(configured: pytest.Pytester) -> None:
+    result = configured.runpytest("-o", "tria_gate=strcit")
+    _usage_error(
+        result,
+        "ERROR: tria-deploy: unknown gate mode 'strcit' in ini key tria_gate; use one of: *",
+    )
+
+
+def test_bad_stage_in_ini_names_the_ini_key(configured: pytest.Pytester) -> None:
+    result = configured.runpytest("-o", "tria_stage=smok")
+    _usage_error(result, "ERROR: tria-deploy: unknown stage 'smok' in ini key tria_stage; *")
+
+
+@pytest.mark.parametrize("key", ["tria_no_deps", "tria_allow_destructive"])
+def test_bad_boolean_ini_value_names_the_key(configured: pytest.Pytester, key: str) -> None:
+    result = configured.runpytest("-o", f"{key}=maybe")
+    _usage_error(
+        result, f"ERROR: tria-deploy: ini key {key} (ini file or -o): *; use true or false"
+    )
+
+
+def test_target_problems_do_not_hide_stage_problems(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".toml",
+        tria="[stages.perf]\nafter = ['smok']\n[targets.x]\nprovider = 'local'\nunknown_key = 1\n",
+    )
+    pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
+    result = pytester.runpytest()
+    _usage_error(result, "ERROR: tria-deploy: 2 problems:")
+    result.stderr.fnmatch_lines(
+        [
+            "  - */tria.toml: targets.x: unknown_key: Extra inputs are not permitted",
+            "  - */tria.toml: stage 'perf' comes after unknown stage 'smok'; did you mean 'smoke'?",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("returned", "shown"),
+    [("['perf']", "[[]'perf'[]]"), ("Stage('perf')", "Stage(name='perf'*")],
+)
+def test_bad_stage_hook_return_is_a_usage_error(
+    configured: pytest.Pytester, returned: str, shown: str
+) -> None:
+    configured.makeconftest(
+        f"from pytest_tria_deploy import Stage\n\ndef pytest_tria_stages(config):\n"
+        f"    return {returned}\n"
+    )
+    result = configured.runpytest()
+    _usage_error(
+        result,
+        f"ERROR: tria-deploy: a pytest_tria_stages hook returned {shown}; it must return a list "
+        "of pytest_tria_deploy.Stage, e.g. *",
+    )
+
+
+def test_dist_each_is_refused(configured: pytest.Pytester) -> None:
+    result = configured.runpytest("-n", "2", "--dist", "each")
+    _usage_error(result, "ERROR: tria-deploy: --dist=each runs every test on every worker*")
+
+
+def test_stage_descriptions_are_marker_help(configured: pytest.Pytester) -> None:
+    configured.makefile(".toml", tria='[stages.perf]\nafter = ["smoke"]\ndescription = "p99s"\n')
+    result = configured.runpytest("--markers")
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.database: tria-deploy stage: PostgreSQL: connect, schema, migrations",
+            "@pytest.mark.perf: tria-deploy stage: p99s",
+        ],
+        consecutive=False,
+    )

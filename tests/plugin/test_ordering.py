@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugin.conftest import executed
+from tests.plugin.conftest import activate, executed
 
 
 def test_modules_run_in_stage_order_whatever_the_file_order(suite: pytest.Pytester) -> None:
@@ -25,6 +25,7 @@ def test_modules_run_in_stage_order_whatever_the_file_order(suite: pytest.Pytest
 
 def test_marker_beats_module_and_unstaged_tests_keep_their_slots(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\n")
+    activate(pytester)
     pytester.makepyfile(
         test_a="""
         import pytest

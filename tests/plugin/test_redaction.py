@@ -52,3 +52,69 @@ def test_planted_secret_never_reaches_any_output(
     result.stdout.fnmatch_lines(
         ["*connecting with postgresql://tria:***@127.0.0.1:9/tria and key ***"]
     )
+
+
+LOGGING_SUITE = """
+import logging
+import warnings
+
+log = logging.getLogger("suite")
+
+def test_db_connects(tria_target, caplog):
+    dsn = tria_target.database_url.get_secret_value()
+    log.warning("connecting to %s", dsn)
+    try:
+        raise ConnectionError(f"refused by {dsn}")
+    except ConnectionError:
+        log.exception("connect failed")
+    warnings.warn(f"deprecated dsn {dsn}")
+    assert "postgresql://tria:***@127.0.0.1:9/tria" in caplog.text
+    assert dsn not in caplog.text
+    assert 0, "fail so the captured log section is shown"
+"""
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["inline", "xdist"])
+def test_logs_and_warnings_are_redacted(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
+) -> None:
+    monkeypatch.setenv("PLANTED_DB_PASSWORD", SECRET)
+    monkeypatch.setenv("PLANTED_API_KEY", "opaque-key-7d2e91b")
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(".toml", tria=TARGET)
+    pytester.makepyfile(test_03_database=LOGGING_SUITE)
+    args = ["--tria-target=stage", "--log-file=run.log", "--log-file-level=INFO", "-rA"]
+    args += ["-n", "2"] if xdist else ["-o", "log_cli=true"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1, warnings=1)
+    terminal = result.stdout.str() + result.stderr.str()
+    log_file = (pytester.path / "run.log").read_text()
+    for text in (terminal, log_file):
+        assert SECRET not in text
+    assert "connecting to postgresql://tria:***@127.0.0.1:9/tria" in log_file
+    assert "ConnectionError: refused by postgresql://tria:***@" in log_file
+    result.stdout.fnmatch_lines(
+        [
+            "*Captured log call*",
+            "*connecting to postgresql://tria:***@127.0.0.1:9/tria*",
+            "*warnings summary*",
+            "*UserWarning: deprecated dsn postgresql://tria:***@127.0.0.1:9/tria*",
+        ],
+        consecutive=False,
+    )
+    if not xdist:
+        result.stdout.fnmatch_lines(["*live log call*", "*connecting to postgresql://tria:***@*"])
+
+
+def test_secrets_of_one_run_do_not_outlive_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_tria_deploy.redact import redact
+
+    monkeypatch.setenv("PLANTED_DB_PASSWORD", SECRET)
+    monkeypatch.setenv("PLANTED_API_KEY", "opaque-key-7d2e91b")
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(".toml", tria=TARGET)
+    pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
+    pytester.runpytest("--tria-target=stage").assert_outcomes(passed=1)
+    assert redact("opaque-key-7d2e91b") == "opaque-key-7d2e91b"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugin.conftest import QUIET_INI, read_verdict, stage_of
+from tests.plugin.conftest import QUIET_INI, activate, read_verdict, stage_of
 
 TARGETS = """
 [targets.prod-eu]
@@ -133,6 +133,7 @@ def test_destructive_tests_run_when_allowed_or_unprotected(targets: pytest.Pytes
 def test_nothing_starts_without_an_endpoint_fixture(pytester: pytest.Pytester) -> None:
     """The default local target starts processes only when a test asks for endpoints."""
     pytester.makeini(QUIET_INI)
+    activate(pytester)
     pytester.makepyfile(
         test_01_preflight="""
         def test_target_is_data(tria_target, tria_budget):
@@ -158,9 +159,30 @@ def test_unavailable_provider_gives_blocked_verdict(pytester: pytest.Pytester) -
     result = pytester.runpytest("--tria-target=containers", "-rs")
     result.assert_outcomes(errors=1, skipped=1)
     result.stdout.fnmatch_lines(
-        ["VERDICT: BLOCKED - database failed: *provider 'containers' failed: *available: *"]
+        ["VERDICT: BLOCKED - database failed: *provider 'containers' failed: *"]
     )
     verdict = read_verdict(pytester)
     assert verdict["verdict"] == "BLOCKED"
     assert stage_of(verdict, "smoke")["status"] == "BLOCKED"
     assert result.ret == 1
+
+
+def test_instance_ids_never_carry_url_credentials(pytester: pytest.Pytester) -> None:
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(
+        ".toml",
+        tria="""
+        [targets.creds]
+        instances = ["http://u:pw-in-url-1@127.0.0.1:9", "http://u:pw-in-url-1@127.0.0.2:9"]
+        database_url = "postgresql://u:p@127.0.0.1:9/db"
+        redis_url = "redis://127.0.0.1:9"
+        openai_api_key = "k"
+        chroma_url = "http://127.0.0.1:9"
+        """,
+    )
+    pytester.makepyfile(test_07_health="def test_instance(service):\n    pass\n")
+    result = pytester.runpytest("--tria-target=creds", "--co", "-q")
+    result.stdout.fnmatch_lines(
+        ["*test_instance[[]127.0.0.1:9[]]", "*test_instance[[]127.0.0.2:9[]]"]
+    )
+    assert "pw-in-url-1" not in result.stdout.str()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tria_deploy.interpolate import MissingVariable, interpolate, missing
-from pytest_tria_deploy.redact import MASK, redact, register_secrets
+from pytest_tria_deploy.interpolate import MissingVariables, interpolate
 from pytest_tria_deploy.report.verdict import git_sha
 from pytest_tria_deploy.stages import BUILTIN_STAGES, Stage, StageError, StageGraph
 from pytest_tria_deploy.targets import Budgets, Target, TargetError, load_config
+from tests.plugin.conftest import commit_suites
 
 
 def test_builtin_graph_order_and_ancestors() -> None:
@@ -69,10 +69,9 @@ def test_interpolation_defaults_and_missing() -> None:
         "postgresql://db.internal:5432/x"
     )
     assert interpolate("${EMPTY:-fallback}", env) == "fallback"
-    assert missing("${A}-${HOST}-${EMPTY}-${B:-b}", env) == ["A", "EMPTY"]
-    with pytest.raises(MissingVariable) as info:
-        interpolate("${NOPE}", env)
-    assert info.value.name == "NOPE"
+    with pytest.raises(MissingVariables) as info:
+        interpolate("${A}-${HOST}-${EMPTY}-${B:-b}-${A}", env)
+    assert info.value.names == ["A", "EMPTY"]
 
 
 def _prod(**extra: object) -> Target:
@@ -126,47 +125,52 @@ def test_external_target_needs_its_endpoints() -> None:
 def test_config_file_problems_are_listed(tmp_path: Path) -> None:
     (tmp_path / "tria.toml").write_text(
         "[targets.a]\nprovider = 'kubernetes'\n[targets.b]\nprotected = 'maybe'\nservice_url = 1\n"
+        "[stages.perf]\nafter = ['smoke']\nslow = true\n[stage.x]\n"
     )
-    with pytest.raises(TargetError) as info:
-        load_config(tmp_path, None, tmp_path)
-    text = str(info.value)
+    loaded = load_config(tmp_path, None, tmp_path)
+    text = "\n".join(loaded.problems)
     assert "targets.a: provider" in text
     assert "targets.b: protected" in text
+    assert "stages.perf: slow: Extra inputs are not permitted" in text
+    assert "unknown section [stage]; known: targets, stages; did you mean 'stages'?" in text
+    assert "a" not in loaded.targets
+    assert "perf" not in loaded.stages
+
+
+def test_unparsable_config_raises(tmp_path: Path) -> None:
+    (tmp_path / "tria.toml").write_text("[targets.a\n")
+    with pytest.raises(TargetError, match="does not parse"):
+        load_config(tmp_path, None, tmp_path)
 
 
 def test_pyproject_tool_tria_is_read(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         "[tool.tria.targets.edge]\nprovider = 'local'\nprotected = true\n"
     )
-    _, targets = load_config(tmp_path, None, tmp_path)
-    assert targets["edge"].protected
-    assert {"local", "containers"} <= set(targets)
-
-
-def test_redact_patterns_and_registered_values() -> None:
-    register_secrets(["postgresql://u:planted-pw-9@h/db", "plain-token-value-77"])
-    text = redact(
-        "dsn postgresql://u:planted-pw-9@h/db, again planted-pw-9, key sk-abcdef123456, "
-        "Authorization: Bearer eyJhbGciOi.x.y, plain-token-value-77, redis://:pw9999@r:6379"
-    )
-    for secret in (
-        "planted-pw-9",
-        "sk-abcdef123456",
-        "eyJhbGciOi",
-        "plain-token-value-77",
-        "pw9999",
-    ):
-        assert secret not in text
-    assert "postgresql://u:***@h/db" in text
-    assert f"Bearer {MASK}" in text
+    loaded = load_config(tmp_path, None, tmp_path)
+    assert loaded.targets["edge"].protected
+    assert {"local", "containers"} <= set(loaded.targets)
+    assert loaded.source == str(tmp_path / "pyproject.toml")
+    assert loaded.problems == []
 
 
 def test_git_sha_of_a_work_tree_and_of_none(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[2]
-    sha = git_sha(repo)
-    assert sha is not None
-    assert len(sha) == 40
     assert git_sha(tmp_path) is None
+    sha = commit_suites(tmp_path)
+    assert git_sha(tmp_path) == sha
+    (tmp_path / "sub").mkdir()
+    assert git_sha(tmp_path / "sub") == sha
+
+
+def test_target_critical_dependencies_relax_their_stages() -> None:
+    target = _prod(critical=["database", "openai"]).resolve(
+        {"URL_B": "https://b", "PG_PASSWORD": "pw-1", "REDIS_URL": "redis://r", "OPENAI_KEY": "k"}
+    )
+    assert not target.relaxes("database")
+    assert target.relaxes("redis")
+    assert not target.relaxes("external")  # openai is still critical
+    assert not target.relaxes("components")
+    assert _prod(critical=[]).relaxes("external")
 
 
 def test_budgets_accept_extra_numeric_budgets_only() -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.plugin.conftest import read_verdict
+from tests.plugin.conftest import commit_suites, read_verdict
 
 WARN_REDIS = "def test_redis_ping(tria_warn):\n    tria_warn('p99 over budget')\n"
 FAIL_REDIS = "def test_redis_ping():\n    assert 0\n"
@@ -37,6 +37,7 @@ def test_exit_code_follows_the_verdict(
 
 
 def test_verdict_json_contents(suite: pytest.Pytester) -> None:
+    sha = commit_suites(suite.path)
     suite.runpytest("--tria-report-dir=out")
     verdict = read_verdict(suite, "out")
     assert verdict["target"] == "local"
@@ -44,7 +45,7 @@ def test_verdict_json_contents(suite: pytest.Pytester) -> None:
     assert verdict["gate"] == "normal"
     assert verdict["tool"]["name"] == "tria-deploy"
     assert verdict["tool"]["version"][0].isdigit()
-    assert "suites_git_sha" in verdict
+    assert verdict["suites_git_sha"] == sha
     started = datetime.fromisoformat(verdict["started"])
     finished = datetime.fromisoformat(verdict["finished"])
     assert started <= finished
@@ -78,6 +79,7 @@ def test_terminal_table(suite: pytest.Pytester) -> None:
 
 
 def test_no_staged_tests_no_verdict(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", tria="")
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
