@@ -218,7 +218,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load run")
     parser.add_argument("--concurrency", type=int, default=50, help="concurrent clients")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=110)  # a full table even when piped to a file
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     with tempfile.TemporaryDirectory(prefix="tria-bench-") as workdir:
         rows = run(Path(workdir), args.seconds, args.concurrency, console)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,8 +92,9 @@ def test_readiness_follows_redis_down_and_back_while_liveness_stays_up(
     env = {
         **service_env,
         **own.env(),
-        "TRIA_HEALTH_REFRESH_INTERVAL": "0.5",
-        "TRIA_HEALTH_TTL": "1",
+        # A TTL far longer than the interval: only the background refresh can notice in time.
+        "TRIA_HEALTH_REFRESH_INTERVAL": "1",
+        "TRIA_HEALTH_TTL": "60",
         "TRIA_TIMEOUT_REDIS": "1",
         **NO_DRAIN_DELAY,
     }
@@ -102,7 +104,9 @@ def test_readiness_follows_redis_down_and_back_while_liveness_stays_up(
             assert client.get(READINESS).status_code == 200
 
             redis_server.kill()
+            killed = time.monotonic()
             assert wait_until(lambda: client.get(READINESS).status_code == 503, within=30)
+            noticed_after = time.monotonic() - killed
             down = client.get(READINESS)
             live = client.get("/health")
 
@@ -112,6 +116,9 @@ def test_readiness_follows_redis_down_and_back_while_liveness_stays_up(
     finally:
         server.stop()
 
+    # One refresh interval plus the probe's timeout, with slack for a loaded CI machine; a
+    # request-driven refresh would only notice after the 60 s TTL.
+    assert noticed_after < 1 + 1 + 4, f"readiness noticed after {noticed_after:.1f}s"
     body = down.json()
     assert body["status"] == "fail"
     assert body["overall_healthy"] is False
