@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ STAGE_MODULES = {
     "test_07_health": "def test_readiness():\n    pass\n",
     "test_08_smoke": "def test_chat_roundtrip():\n    pass\n",
 }
+# The tests of STAGE_MODULES in the order the stages must run them.
+STAGE_ORDER = [
+    name for body in STAGE_MODULES.values() for name in re.findall(r"def (test_\w+)\(", body)
+]
 
 
 # In-process runs re-import nothing, so pytest notes that the (already imported) plugin cannot be

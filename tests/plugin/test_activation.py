@@ -110,4 +110,4 @@ def test_public_names_still_import() -> None:
     assert pytest_tria_deploy.Stage("x").name == "x"
     assert pytest_tria_deploy.redact("sk-abcdefghijkl") == "***"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = pytest_tria_deploy.nope  # type: ignore[attr-defined]
+        _ = pytest_tria_deploy.nope

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugin.conftest import activate, executed
+from tests.plugin.conftest import STAGE_ORDER, activate, executed
 
 
 def test_modules_run_in_stage_order_whatever_the_file_order(suite: pytest.Pytester) -> None:
     result = suite.runpytest("-v", "-p", "no:randomly")
     result.assert_outcomes(passed=9)
-    assert executed(result) == [
-        "test_runner_ready",
-        "test_env_complete",
-        "test_db_connects",
-        "test_db_schema",
-        "test_redis_ping",
-        "test_openai_models",
-        "test_components",
-        "test_readiness",
-        "test_chat_roundtrip",
-    ]
+    assert executed(result) == STAGE_ORDER
 
 
 def test_marker_beats_module_and_unstaged_tests_keep_their_slots(pytester: pytest.Pytester) -> None:

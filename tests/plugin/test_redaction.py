@@ -25,14 +25,19 @@ def test_db_connects(tria_target):
 """
 
 
-@pytest.mark.parametrize("xdist", [False, True], ids=["inline", "xdist"])
-def test_planted_secret_never_reaches_any_output(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
-) -> None:
+@pytest.fixture
+def planted(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A target whose resolved secrets are canaries the outputs are then searched for."""
     monkeypatch.setenv("PLANTED_DB_PASSWORD", SECRET)
     monkeypatch.setenv("PLANTED_API_KEY", "opaque-key-7d2e91b")
     pytester.makeini(QUIET_INI)
     pytester.makefile(".toml", tria=TARGET)
+    return pytester
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["inline", "xdist"])
+def test_planted_secret_never_reaches_any_output(planted: pytest.Pytester, xdist: bool) -> None:
+    pytester = planted
     pytester.makepyfile(test_03_database=SUITE, test_06_components="def test_c():\n    pass\n")
     args = ["--tria-target=stage", "--junitxml=junit.xml", "-rA", "-v"]
     if xdist:
@@ -75,13 +80,8 @@ def test_db_connects(tria_target, caplog):
 
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["inline", "xdist"])
-def test_logs_and_warnings_are_redacted(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
-) -> None:
-    monkeypatch.setenv("PLANTED_DB_PASSWORD", SECRET)
-    monkeypatch.setenv("PLANTED_API_KEY", "opaque-key-7d2e91b")
-    pytester.makeini(QUIET_INI)
-    pytester.makefile(".toml", tria=TARGET)
+def test_logs_and_warnings_are_redacted(planted: pytest.Pytester, xdist: bool) -> None:
+    pytester = planted
     pytester.makepyfile(test_03_database=LOGGING_SUITE)
     args = ["--tria-target=stage", "--log-file=run.log", "--log-file-level=INFO", "-rA"]
     args += ["-n", "2"] if xdist else ["-o", "log_cli=true"]
@@ -106,15 +106,10 @@ def test_logs_and_warnings_are_redacted(
         result.stdout.fnmatch_lines(["*live log call*", "*connecting to postgresql://tria:***@*"])
 
 
-def test_secrets_of_one_run_do_not_outlive_it(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_secrets_of_one_run_do_not_outlive_it(planted: pytest.Pytester) -> None:
     from pytest_tria_deploy.redact import redact
 
-    monkeypatch.setenv("PLANTED_DB_PASSWORD", SECRET)
-    monkeypatch.setenv("PLANTED_API_KEY", "opaque-key-7d2e91b")
-    pytester.makeini(QUIET_INI)
-    pytester.makefile(".toml", tria=TARGET)
+    pytester = planted
     pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
     pytester.runpytest("--tria-target=stage").assert_outcomes(passed=1)
     assert redact("opaque-key-7d2e91b") == "opaque-key-7d2e91b"

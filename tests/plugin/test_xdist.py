@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_tria_deploy import distribute
-from tests.plugin.conftest import read_verdict, stage_of
+from tests.plugin.conftest import STAGE_ORDER, read_verdict, stage_of
 
 
 def _suite_with_unstaged(suite: pytest.Pytester) -> None:
@@ -34,17 +34,7 @@ def test_blocking_and_order_hold_across_workers(suite: pytest.Pytester, dist: li
     result.assert_outcomes(passed=11, failed=1, skipped=3)
     ran = [line.split() for line in result.outlines if line.startswith("[gw")]
     staged = [(words[0], words[-1]) for words in ran if "test_0" in words[-1]]
-    assert [nodeid.split("::")[-1] for _, nodeid in staged] == [
-        "test_runner_ready",
-        "test_env_complete",
-        "test_db_connects",
-        "test_db_schema",
-        "test_redis_ping",
-        "test_openai_models",
-        "test_components",
-        "test_readiness",
-        "test_chat_roundtrip",
-    ]
+    assert [nodeid.split("::")[-1] for _, nodeid in staged] == STAGE_ORDER
     assert len({worker for worker, _ in staged}) == 1
     assert "@tria" not in result.stdout.str() + (suite.path / "junit.xml").read_text()
     result.stdout.fnmatch_lines(
