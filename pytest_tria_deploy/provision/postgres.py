@@ -13,6 +13,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+from functools import cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -142,10 +143,18 @@ def _run(
         )
 
 
+@cache
+def _binary_digest(path: Path, mtime_ns: int) -> str:
+    """By content, not path: every fresh venv (each CI clone) must not add a template in RAM."""
+    with path.open("rb") as binary:
+        return hashlib.file_digest(binary, "sha256").hexdigest()
+
+
 def _template(bindir: Path, log_path: Path, run_as: tuple[int, int] | None) -> Path:
     """A cluster initdb'd once per binary set and user; copying it is ~3x faster than initdb."""
-    postgres = bindir / "postgres"
-    stamp = f"{_TEMPLATE_FORMAT}|{postgres.resolve()}|{postgres.stat().st_mtime_ns}|{run_as}"
+    postgres = (bindir / "postgres").resolve()
+    digest = _binary_digest(postgres, postgres.stat().st_mtime_ns)
+    stamp = f"{_TEMPLATE_FORMAT}|{digest}|{run_as}"
     key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
     root = runtime_dir() / "postgres-templates"
     root.mkdir(exist_ok=True)
