@@ -64,10 +64,10 @@ class TriaEngine:
             try:
                 starts = provider_for(target).describe().get("starts", "")
             except LookupError:
-                starts = "not available in this version"
+                starts = "nothing: provider not available in this version"
             lines.append(
                 f"tria-deploy: target {target.name} "
-                f"(provider {target.provider}: {starts}; {protected})"
+                f"(provider {target.provider}, starts {starts}; {protected})"
             )
         if self.settings.selected_stages:
             how = "trusting their dependencies" if self.settings.no_deps else "and dependencies"

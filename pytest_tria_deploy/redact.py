@@ -34,7 +34,8 @@ _AUTH_SCHEME = re.compile(r"(?P<head>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=\-]+"
 # SECRET_KEY=, OPENAI_API_KEY=, password=... (libpq), "password": "..." (JSON), token: ...
 _KEY_VALUE = re.compile(
     r"(?P<head>(?<![A-Za-z0-9])(?:\w*_)?(?:password|passwd|pwd|secret(?:_key)?|token|api_?key)"
-    r"[\"']?\s*[:=]\s*[\"']?)[^\s&;,'\"]+",
+    # pydantic's SecretStr('**********') and an already-masked value are left as they are.
+    r"[\"']?\s*[:=]\s*[\"']?)(?!SecretStr\(|\*+(?:[\s&;,'\")]|$))[^\s&;,'\"]+",
     re.IGNORECASE,
 )
 # Cheap pre-check: text without any of these cannot match a pattern above.

@@ -17,4 +17,4 @@ class ExternalProvider:
         return None
 
     def describe(self) -> dict[str, str]:
-        return {"provider": "external", "starts": "nothing (the target is already running)"}
+        return {"provider": "external", "starts": "nothing: the target already runs"}

@@ -150,7 +150,8 @@ def test_header_shows_target_provider_protection_and_stages(
     result = configured.runpytest("--tria-target=prod", "--tria-stage=preflight")
     result.stdout.fnmatch_lines(
         [
-            "tria-deploy: target prod (provider external: nothing*; protected)",
+            "tria-deploy: target prod "
+            "(provider external, starts nothing: the target already runs; protected)",
             "tria-deploy: stages preflight and dependencies; gate normal; config */tria.toml",
         ]
     )
@@ -190,7 +191,9 @@ def test_tool_tria_in_pyproject(pytester: pytest.Pytester) -> None:
     )
     pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
     result = pytester.runpytest("--tria-target=edge")
-    result.stdout.fnmatch_lines(["tria-deploy: target edge (provider local*; protected)"])
+    result.stdout.fnmatch_lines(
+        ["tria-deploy: target edge (provider local, starts PostgreSQL*; protected)"]
+    )
 
 
 def test_report_dir_that_is_a_file(configured: pytest.Pytester) -> None:

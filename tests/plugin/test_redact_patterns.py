@@ -29,6 +29,10 @@ from pytest_tria_deploy.redact import MASK, close_scope, open_scope, redact, reg
         ("token: t0k3n-value", f"token: {MASK}"),
         ("http://h:8000/health and nothing else", "http://h:8000/health and nothing else"),
         ("plain text with no credential", "plain text with no credential"),
+        (
+            "Endpoints(diagnostics_token=SecretStr('**********'), env_file=None)",
+            "Endpoints(diagnostics_token=SecretStr('**********'), env_file=None)",
+        ),
     ],
     ids=[
         "url",
@@ -44,6 +48,7 @@ from pytest_tria_deploy.redact import MASK, close_scope, open_scope, redact, reg
         "token",
         "url-without-password",
         "plain",
+        "already-masked-repr",
     ],
 )
 def test_credential_shapes(text: str, expected: str) -> None:

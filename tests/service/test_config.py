@@ -474,7 +474,14 @@ def test_redact_patterns(text: str, masked: str) -> None:
 
 
 def test_redact_leaves_plain_text_alone() -> None:
-    for text in ("tokens=5", "https://api.openai.com/v1", "mail a@b.example", "see http://u@host"):
+    already_masked = "Settings(secret_key=SecretStr('**********'), password=***)"
+    for text in (
+        "tokens=5",
+        "https://api.openai.com/v1",
+        "mail a@b.example",
+        "see http://u@host",
+        already_masked,
+    ):
         assert redact(text) == text
 
 
