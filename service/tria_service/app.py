@@ -2,8 +2,9 @@
 
 The lifespan follows the integration guide: the orchestrator validates every dependency (and
 refuses to start when a critical one fails), the health monitor takes over its probes and seeds
-its cache with the startup results, and shutdown goes through the lifecycle manager, which stops
-the monitor and then closes the orchestrator's clients.
+its cache with the startup results, the chat components are built on the orchestrator's clients
+(Component Initialization), and shutdown goes through the lifecycle manager, which stops the
+components, then the monitor, and then closes the orchestrator's clients.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from tria_service import __version__
+from tria_service.api.chat import EXCEPTION_HANDLERS
+from tria_service.api.chat import router as chat_router
 from tria_service.api.drain import DrainGate
 from tria_service.api.health import router as health_router
+from tria_service.chat.components import ChatComponents
 from tria_service.clients import Clients
 from tria_service.config import Settings
 from tria_service.metrics import ServiceMetrics
@@ -72,6 +76,9 @@ def create_app(
                 pool_stats=lambda: pool_stats(clients),
             )
             lifecycle.register("health-monitor", monitor.stop)
+            components = ChatComponents.build(orch.settings, clients)
+            await components.start(results, monitor, lifecycle)
+            app.state.chat = components
             if handle_signals:
                 lifecycle.install_signal_handlers(drain_delay)
             log.info("startup_complete", version=__version__, release=orch.settings.tria_release_id)
@@ -85,6 +92,9 @@ def create_app(
     app.state.lifecycle = lifecycle
     app.state.metrics = metrics
     app.include_router(health_router)
+    app.include_router(chat_router)
+    for error, handler in EXCEPTION_HANDLERS.items():
+        app.add_exception_handler(error, handler)
     app.add_middleware(DrainGate, lifecycle=lifecycle, exempt=HEALTH_PATHS)
     return app
 

@@ -71,6 +71,26 @@ _PLACEHOLDERS = (
 _PLACEHOLDER_MARKERS = ("changeme", "yoursecret", "changeinproduction", "replaceme", "placeholder")
 
 
+# Bounds and an example value for the chat settings: (lowest, highest, example).
+_CHAT_RANGES: dict[str, tuple[float, float, str]] = {
+    "tria_chat_max_message_chars": (1, 100_000, "4000"),
+    "tria_session_ttl": (1, 30 * 86_400, "3600"),
+    "tria_session_history": (1, 200, "20"),
+    "tria_classifier_temperature": (0, 2, "0"),
+    "tria_agent_temperature": (0, 2, "0.3"),
+    "tria_agent_max_tokens": (16, 16_384, "512"),
+    "tria_escalation_confidence": (0, 1, "0.3"),
+    "tria_escalation_max_failures": (1, 100, "3"),
+    "tria_cache_ttl": (1, 30 * 86_400, "3600"),
+    "tria_rate_limit_per_session": (1, 1_000_000, "30"),
+    "tria_rate_limit_per_client": (1, 1_000_000, "120"),
+    "tria_rate_limit_window": (1, 86_400, "60"),
+    "tria_rag_top_k": (1, 50, "4"),
+    "tria_rag_min_score": (0, 1, "0.2"),
+    "tria_embedding_batch_size": (1, 2048, "64"),
+}
+
+
 def _is_placeholder(value: str) -> bool:
     """A value made of a known placeholder (repeated or not), or of too few distinct characters."""
     normalized = re.sub(r"[^a-z0-9]", "", value.lower())
@@ -184,6 +204,29 @@ class Settings(BaseSettings):
     tria_release_id: str = "dev"
     tria_service_id: str = "tria-aibpo"
 
+    # The customer-service components (tria_service.chat).
+    tria_admin_token: SecretStr | None = None
+    tria_knowledge_dir: Path | None = None
+    tria_chat_max_message_chars: int = 4000
+    tria_session_ttl: int = 3600
+    tria_session_history: int = 20
+    tria_enable_rag: bool = True
+    tria_enable_escalation: bool = True
+    tria_enable_cache: bool = True
+    tria_enable_rate_limiting: bool = True
+    tria_classifier_temperature: float = 0.0
+    tria_agent_temperature: float = 0.3
+    tria_agent_max_tokens: int = 512
+    tria_escalation_confidence: float = 0.3
+    tria_escalation_max_failures: int = 3
+    tria_cache_ttl: int = 3600
+    tria_rate_limit_per_session: int = 30
+    tria_rate_limit_per_client: int = 120
+    tria_rate_limit_window: int = 60
+    tria_rag_top_k: int = 4
+    tria_rag_min_score: float = 0.2
+    tria_embedding_batch_size: int = 64
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: SecretStr) -> SecretStr:
@@ -287,6 +330,36 @@ class Settings(BaseSettings):
     def _diagnostics_token(cls, value: SecretStr) -> SecretStr:
         return _check_secret(value, TOKEN_MIN_LENGTH, nbytes=32)
 
+    @field_validator("tria_admin_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("tria_admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_secret(value, TOKEN_MIN_LENGTH, nbytes=32) if value is not None else None
+
+    @field_validator("tria_knowledge_dir")
+    @classmethod
+    def _knowledge_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise _problem(
+                "is not a directory — set it to the folder of Markdown help-centre articles, "
+                "or unset it to use the service's own service/knowledge"
+            )
+        return value
+
+    @field_validator(*_CHAT_RANGES)
+    @classmethod
+    def _chat_range(cls, value: float, info: ValidationInfo) -> float:
+        low, high, example = _CHAT_RANGES[info.field_name or ""]
+        if not math.isfinite(value) or not low <= value <= high:
+            raise _problem(
+                f"must be in {low:g}..{high:g} — set {_var(info.field_name)}, e.g. {example}"
+            )
+        return value
+
     @field_validator(
         "tria_timeout_database",
         "tria_timeout_redis",
@@ -355,6 +428,12 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             shown = public_url(value) if name in _PLAIN_URL_FIELDS and value else value
             yield name, shown
+
+    def knowledge_dir(self) -> Path:
+        """TRIA_KNOWLEDGE_DIR, or the articles shipped beside the package (service/knowledge)."""
+        if self.tria_knowledge_dir is not None:
+            return self.tria_knowledge_dir
+        return Path(__file__).resolve().parents[1] / "knowledge"
 
     def asyncpg_dsn(self) -> str:
         """DATABASE_URL in the form asyncpg accepts (the SQLAlchemy driver suffix dropped)."""
@@ -438,6 +517,8 @@ class Settings(BaseSettings):
             self.secret_key.get_secret_value(),
             self.tria_diagnostics_token.get_secret_value(),
         ]
+        if self.tria_admin_token is not None:
+            values.append(self.tria_admin_token.get_secret_value())
         if self.redis_url is not None:
             values.append(self.redis_url.get_secret_value())
         if self.redis_password is not None:
@@ -478,13 +559,27 @@ class Settings(BaseSettings):
                 "chroma_request_timeout_s": self.tria_chroma_request_timeout,
             },
             "critical_dependencies": sorted(d.value for d in self.tria_critical_dependencies),
+            "chat": self._chat_summary(),
             "secrets": {
                 "DATABASE_URL": "set",
                 "OPENAI_API_KEY": "set",
                 "SECRET_KEY": "set",
                 "TRIA_DIAGNOSTICS_TOKEN": "set",
+                "TRIA_ADMIN_TOKEN": "set" if self.tria_admin_token is not None else "unset",
                 "REDIS_PASSWORD": "set" if urlsplit(self.redis_dsn()).password else "unset",
             },
+        }
+
+    def _chat_summary(self) -> dict[str, object]:
+        return {
+            "knowledge_dir": str(self.knowledge_dir()),
+            "features": {
+                "rag": self.tria_enable_rag,
+                "escalation": self.tria_enable_escalation,
+                "cache": self.tria_enable_cache,
+                "rate_limiting": self.tria_enable_rate_limiting,
+            },
+            "limits": {name.removeprefix("tria_"): getattr(self, name) for name in _CHAT_RANGES},
         }
 
 
@@ -543,6 +638,14 @@ _FIELD_FIXES = {
     **{
         f"tria_timeout_{d.value}": f"set TRIA_TIMEOUT_{d.value.upper()} to seconds, e.g. 5"
         for d in Dependency
+    },
+    **{
+        name: f"set {_var(name)} to a value in {low:g}..{high:g}, e.g. {example}"
+        for name, (low, high, example) in _CHAT_RANGES.items()
+    },
+    **{
+        f"tria_enable_{feature}": f"set TRIA_ENABLE_{feature.upper()} to true or false"
+        for feature in ("rag", "escalation", "cache", "rate_limiting")
     },
 }
 _TYPE_FIXES = {

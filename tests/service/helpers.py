@@ -170,3 +170,52 @@ def run_python(
         timeout=60,
         check=False,
     )
+
+
+# Three small help-centre articles for the chat and knowledge tests (the shipped ones may change).
+ARTICLES = {
+    "returns": """# Returns and refunds
+
+## Returning an item
+You can return most items within 30 days of delivery for a full refund. Start a return from the
+Orders page and print the prepaid returns label.
+
+## Refund timing
+Refunds reach your original payment method within 5 to 7 working days after the parcel arrives
+at our warehouse.
+""",
+    "passwords": """# Password help
+
+## Resetting your password
+Choose "Forgot password" on the sign-in page and we email you a password reset link. The reset
+link expires after 60 minutes.
+
+## Locked accounts
+After 5 failed sign-in attempts your account is locked for 30 minutes.
+""",
+    "payments": """# Payment methods
+
+## Cards and wallets
+We accept Visa, Mastercard, American Express, PayPal, Apple Pay and Google Pay.
+
+## Gift cards
+Gift cards can be combined with one other payment method at checkout.
+""",
+}
+
+
+def write_articles(directory: Path, articles: Mapping[str, str] = ARTICLES) -> Path:
+    """A knowledge folder holding ``articles`` (source id → Markdown); returns the folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source_id, text in articles.items():
+        (directory / f"{source_id}.md").write_text(text, encoding="utf-8")
+    return directory
+
+
+async def standin_stats(standin_url: str) -> dict[str, Any]:
+    """The stand-in's request counters (chat_completions, embeddings, models, by_status)."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(f"{standin_url}/_admin/stats")
+    response.raise_for_status()
+    stats: dict[str, Any] = response.json()
+    return stats

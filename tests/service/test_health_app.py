@@ -358,9 +358,13 @@ async def test_lifespan_shutdown_stops_the_monitor_then_closes_clients(
 ) -> None:
     async with serve_in_process(make_settings()) as running:
         lifecycle = running.lifecycle
-        assert lifecycle.registered == ["clients", "health-monitor"]
+        assert lifecycle.registered == ["clients", "health-monitor", "chat"]
     outcomes = lifecycle.last_outcomes
-    assert [(o.name, o.outcome) for o in outcomes] == [("health-monitor", "ok"), ("clients", "ok")]
+    assert [(o.name, o.outcome) for o in outcomes] == [
+        ("chat", "ok"),
+        ("health-monitor", "ok"),
+        ("clients", "ok"),
+    ]
     assert running.monitor.shutting_down
     assert not running.monitor.refreshing
     assert lifecycle.registered == []  # ready for the next app
@@ -384,7 +388,7 @@ async def test_two_apps_in_sequence_on_the_process_wide_singletons_both_clean_up
         assert clients.closed
         assert not get_health_monitor().refreshing
         closed.append(clients)
-        assert [o.outcome for o in get_lifecycle_manager().last_outcomes] == ["ok", "ok"]
+        assert [o.outcome for o in get_lifecycle_manager().last_outcomes] == ["ok", "ok", "ok"]
 
     assert closed[0] is not closed[1]
 

@@ -64,6 +64,31 @@ CREATE TABLE knowledge_documents (
 );
 """,
     ),
+    Migration(
+        version=3,
+        name="chat message metadata",
+        sql="""
+ALTER TABLE chat_messages ADD COLUMN IF NOT EXISTS metadata jsonb NOT NULL DEFAULT '{}'::jsonb;
+""",
+    ),
+    Migration(
+        version=4,
+        name="knowledge documents per collection",
+        # Never written before this version, so it is recreated rather than altered: instances
+        # sharing a database may ingest into different Chroma collections.
+        sql="""
+DROP TABLE IF EXISTS knowledge_documents;
+CREATE TABLE knowledge_documents (
+    collection text NOT NULL,
+    source_id text NOT NULL,
+    title text NOT NULL,
+    checksum text NOT NULL,
+    chunk_count integer NOT NULL CHECK (chunk_count >= 0),
+    ingested_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (collection, source_id)
+);
+""",
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
@@ -71,7 +96,16 @@ SCHEMA_VERSION: int = MIGRATIONS[-1].version
 EXPECTED_TABLES: dict[str, list[str]] = {
     "schema_migrations": ["version", "name", "applied_at"],
     "chat_sessions": ["id", "client_id", "created_at", "updated_at", "metadata"],
-    "chat_messages": ["id", "session_id", "role", "content", "intent", "confidence", "created_at"],
+    "chat_messages": [
+        "id",
+        "session_id",
+        "role",
+        "content",
+        "intent",
+        "confidence",
+        "metadata",
+        "created_at",
+    ],
     "escalations": [
         "id",
         "session_id",
@@ -81,7 +115,14 @@ EXPECTED_TABLES: dict[str, list[str]] = {
         "created_at",
         "resolved",
     ],
-    "knowledge_documents": ["source_id", "checksum", "chunk_count", "ingested_at"],
+    "knowledge_documents": [
+        "collection",
+        "source_id",
+        "title",
+        "checksum",
+        "chunk_count",
+        "ingested_at",
+    ],
 }
 
 EXPECTED_INDEXES: dict[str, str] = {

@@ -1,0 +1,357 @@
+"""The chat API: a conversation turn, a session's messages, deleting a session, reindexing.
+
+Every response a client can cause is declared in the OpenAPI schema with its body: 404 for an
+unknown session, 422 for invalid input, 429 with Retry-After over a rate limit, 401 without the
+admin token, 503 when nothing could be made durable. Chat responses carry RateLimit-* headers.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, field_validator
+
+from tria_service.api.health import ErrorBody
+from tria_service.chat.agent import ChatReply
+from tria_service.chat.components import ChatComponents
+from tria_service.chat.errors import (
+    KnowledgeError,
+    RateLimitedError,
+    SessionNotFoundError,
+    StorageUnavailableError,
+)
+from tria_service.chat.intents import Intent
+from tria_service.chat.rate_limit import RateDecision
+from tria_service.chat.sessions import StoredMessage
+
+# Upper bound of TRIA_CHAT_MAX_MESSAGE_CHARS; the configured limit is checked per request.
+MESSAGE_HARD_LIMIT = 100_000
+RETRY_AFTER_SECONDS = 5
+ADMIN_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tria-admin"'}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TRUTHY = frozenset({"1", "true", "yes"})
+
+
+class SourceBody(BaseModel):
+    source_id: str = Field(description="the article's id (its file stem)")
+    title: str
+
+
+class ChatRequestBody(BaseModel):
+    session_id: UUID | None = Field(
+        default=None, description="continue this session; omit to start a new one"
+    )
+    message: str = Field(
+        max_length=MESSAGE_HARD_LIMIT,
+        description="the customer's message: not blank, at most TRIA_CHAT_MAX_MESSAGE_CHARS",
+        examples=["Where is my order? I need my tracking number."],
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be empty or only whitespace")
+        if _CONTROL.search(value):
+            raise ValueError("message must not contain control characters (other than tab/newline)")
+        return value
+
+
+class ChatResponseBody(BaseModel):
+    session_id: UUID
+    reply: str
+    intent: Intent
+    confidence: float = Field(ge=0.0, le=1.0)
+    sources: list[SourceBody] = Field(description="the articles the reply cites")
+    escalated: bool = Field(description="a human agent will follow up (an escalation was filed)")
+    cached: bool = Field(description="served from the answer cache, without a model call")
+
+
+class MessageBody(BaseModel):
+    id: int
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    intent: str | None = Field(description="a user message's classified intent")
+    confidence: float | None
+    sources: list[SourceBody] = Field(description="for a reply: the articles it cites")
+    escalated: bool
+    cached: bool
+    created_at: datetime
+
+
+class MessagesBody(BaseModel):
+    session_id: UUID
+    messages: list[MessageBody] = Field(description="oldest first")
+
+
+class DeletedBody(BaseModel):
+    session_id: UUID
+    messages: int = Field(description="messages deleted")
+    escalations: int = Field(description="escalations deleted")
+
+
+class ReindexBody(BaseModel):
+    added: int = Field(description="articles new to the collection")
+    updated: int = Field(description="articles whose chunks were replaced")
+    deleted: int = Field(description="articles no longer in the folder, their chunks deleted")
+    unchanged: int
+    chunks_written: int
+    chunks_deleted: int
+    chunks: int = Field(description="chunks of the folder's articles now in the collection")
+    version: str = Field(description="digest of the ingested articles (keys the answer cache)")
+    skipped: list[str] = Field(description="files left out, with the reason")
+    seconds: float
+
+
+class RateLimitedBody(BaseModel):
+    detail: str
+    scope: Literal["session", "client"]
+    limit: int
+    window_s: int
+    retry_after_s: int
+
+
+_RATE_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in {
+        "RateLimit-Limit": "requests allowed per window (the most constrained scope)",
+        "RateLimit-Remaining": "requests left in the current window",
+        "RateLimit-Reset": "seconds until the window ends",
+    }.items()
+}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "storage unavailable, starting or shutting down"}
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no session with this id"}
+}
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorBody,
+        "description": "missing or wrong bearer token (TRIA_ADMIN_TOKEN or TRIA_DIAGNOSTICS_TOKEN)",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    }
+}
+
+router = APIRouter(prefix="/api/v1", tags=["chat"])
+_admin_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="AdminBearer",
+    description="TRIA_ADMIN_TOKEN, or TRIA_DIAGNOSTICS_TOKEN",
+)
+
+
+def _components(request: Request) -> ChatComponents:
+    components: ChatComponents | None = getattr(request.app.state, "chat", None)
+    if components is None:
+        raise HTTPException(
+            503,
+            "the chat components are not started",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return components
+
+
+def require_admin_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+) -> None:
+    """Bearer TRIA_ADMIN_TOKEN or TRIA_DIAGNOSTICS_TOKEN; every token compared in constant time."""
+    settings = request.app.state.settings
+    given = credentials.credentials.encode() if credentials is not None else b""
+    tokens = [settings.tria_diagnostics_token, settings.tria_admin_token]
+    matches = [
+        secrets.compare_digest(given, token.get_secret_value().encode())
+        for token in tokens
+        if token is not None
+    ]
+    if not given or not any(matches):
+        raise HTTPException(401, "unauthorized", headers=ADMIN_UNAUTHORIZED_HEADERS)
+
+
+Components = Annotated[ChatComponents, Depends(_components)]
+Admin = [Depends(require_admin_token)]
+
+
+@router.post(
+    "/chat",
+    response_model=ChatResponseBody,
+    summary="One conversation turn: the reply, its intent, cited sources, escalation",
+    responses={
+        200: {"headers": _RATE_HEADERS},
+        **_NOT_FOUND,
+        429: {
+            "model": RateLimitedBody,
+            "description": "over the session's or the client's rate limit",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}, **_RATE_HEADERS},
+        },
+        **_UNAVAILABLE,
+    },
+)
+async def chat(
+    body: ChatRequestBody,
+    request: Request,
+    response: Response,
+    components: Components,
+    client_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Client-Id",
+            min_length=1,
+            max_length=200,
+            description="who is asking, for the per-client limit (default: the peer address)",
+        ),
+    ] = None,
+    synthetic: Annotated[
+        str | None,
+        Header(
+            alias="X-Tria-Synthetic",
+            max_length=10,
+            description="1 marks a new session as synthetic (a deployment check's own)",
+        ),
+    ] = None,
+) -> ChatResponseBody | JSONResponse:
+    limit = components.settings.tria_chat_max_message_chars
+    if len(body.message) > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_too_long",
+                    "loc": ("body", "message"),
+                    "msg": f"message is longer than {limit} characters "
+                    "(TRIA_CHAT_MAX_MESSAGE_CHARS)",
+                    "ctx": {"max_length": limit},
+                }
+            ]
+        )
+    peer = request.client.host if request.client is not None else "unknown"
+    try:
+        reply = await components.agent.chat(
+            body.message,
+            session_id=body.session_id,
+            client_id=client_id or peer,
+            synthetic=(synthetic or "").strip().lower() in _TRUTHY,
+        )
+    except RateLimitedError as exc:
+        return _rate_limited(exc.decision)
+    except SessionNotFoundError as exc:
+        headers = exc.rate.headers() if exc.rate is not None else None
+        raise HTTPException(404, "session not found", headers=headers) from None
+    if reply.rate is not None:
+        response.headers.update(reply.rate.headers())
+    return _chat_body(reply)
+
+
+@router.get(
+    "/sessions/{session_id}/messages",
+    response_model=MessagesBody,
+    summary="Every message of a session, oldest first",
+    responses={**_NOT_FOUND, **_UNAVAILABLE},
+)
+async def session_messages(session_id: UUID, components: Components) -> MessagesBody:
+    try:
+        messages = await components.sessions.messages(session_id)
+    except SessionNotFoundError:
+        raise HTTPException(404, "session not found") from None
+    return MessagesBody(session_id=session_id, messages=[_message_body(m) for m in messages])
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    response_model=DeletedBody,
+    summary="Delete a session, its messages, escalations and cached state (admin)",
+    dependencies=Admin,
+    responses={**_UNAUTHORIZED, **_NOT_FOUND, **_UNAVAILABLE},
+)
+async def delete_session(session_id: UUID, components: Components) -> DeletedBody:
+    try:
+        deleted = await components.agent.delete_session(session_id)
+    except SessionNotFoundError:
+        raise HTTPException(404, "session not found") from None
+    return DeletedBody(session_id=session_id, **deleted)
+
+
+@router.post(
+    "/knowledge/reindex",
+    response_model=ReindexBody,
+    summary="Re-ingest the knowledge folder: only what changed is embedded again (admin)",
+    dependencies=Admin,
+    responses={**_UNAUTHORIZED, **_UNAVAILABLE},
+)
+async def reindex(components: Components) -> ReindexBody:
+    report = await components.knowledge.ingest()
+    return ReindexBody.model_validate(asdict(report))
+
+
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """StorageUnavailableError and KnowledgeError: the cause, already redacted, and a retry hint."""
+    what = "knowledge base" if isinstance(exc, KnowledgeError) else "storage"
+    return JSONResponse(
+        {"detail": f"{what} unavailable: {exc}"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body without the rejected input: a client's text is never echoed back (it
+    may be 100 kB long, or not even encodable, like an unpaired surrogate)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+EXCEPTION_HANDLERS = {
+    RequestValidationError: invalid_request,
+    StorageUnavailableError: unavailable,
+    KnowledgeError: unavailable,
+}
+
+
+def _rate_limited(decision: RateDecision) -> JSONResponse:
+    body = RateLimitedBody(
+        detail=f"rate limit reached: {decision.limit} requests per {decision.window}s for this "
+        f"{decision.scope}; retry after {decision.reset}s",
+        scope=decision.scope,
+        limit=decision.limit,
+        window_s=decision.window,
+        retry_after_s=decision.reset,
+    )
+    return JSONResponse(body.model_dump(), status_code=429, headers=decision.headers())
+
+
+def _chat_body(reply: ChatReply) -> ChatResponseBody:
+    return ChatResponseBody(
+        session_id=reply.session_id,
+        reply=reply.reply,
+        intent=reply.intent,
+        confidence=reply.confidence,
+        sources=[SourceBody(source_id=s.source_id, title=s.title) for s in reply.sources],
+        escalated=reply.escalated,
+        cached=reply.cached,
+    )
+
+
+def _message_body(message: StoredMessage) -> MessageBody:
+    meta = message.metadata
+    return MessageBody(
+        id=message.id,
+        role=message.role,
+        content=message.content,
+        intent=message.intent,
+        confidence=message.confidence,
+        sources=[SourceBody.model_validate(s) for s in meta.get("sources", [])],
+        escalated=bool(meta.get("escalated")),
+        cached=bool(meta.get("cached")),
+        created_at=message.created_at,
+    )

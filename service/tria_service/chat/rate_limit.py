@@ -1,0 +1,157 @@
+"""Per-session and per-client rate limits in Redis: fixed windows, checked in one atomic script.
+
+A window starts with its first request and lasts TRIA_RATE_LIMIT_WINDOW seconds; every request in
+it counts, so a client that keeps hammering stays limited until the window ends and then recovers.
+Both counters move in one script, so concurrent requests (on any instance) cannot slip past a
+limit. When Redis itself fails, requests are let through and the failure counted: limiting is a
+protection, not a reason to refuse service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+import redis.exceptions
+import structlog
+from redis.asyncio import Redis
+
+from tria_service.chat.errors import describe_error
+from tria_service.config import Settings
+
+Scope = Literal["session", "client"]
+SESSION_KEY = "tria:ratelimit:session:{id}"
+CLIENT_KEY = "tria:ratelimit:client:{id}"
+
+# KEYS: the counters to hit; ARGV[1]: window in ms. Returns count and ms left, per key.
+_HIT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  local left = redis.call('PTTL', key)
+  if left < 0 then
+    redis.call('PEXPIRE', key, ARGV[1])
+    left = tonumber(ARGV[1])
+  end
+  out[#out + 1] = count
+  out[#out + 1] = left
+end
+return out
+"""
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """The outcome for the most constrained scope: what the RateLimit-* headers report."""
+
+    allowed: bool
+    scope: Scope
+    limit: int
+    remaining: int
+    reset: int
+    window: int
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset)
+        return headers
+
+
+@dataclass
+class _Counters:
+    allowed: int = 0
+    rejected: int = 0
+    errors: int = 0
+
+
+class RateLimiter:
+    """Counts requests per session and per client and says whether one more may go through."""
+
+    def __init__(self, redis_client: Redis, settings: Settings) -> None:
+        self.per_session = settings.tria_rate_limit_per_session
+        self.per_client = settings.tria_rate_limit_per_client
+        self.window = settings.tria_rate_limit_window
+        self.settings = settings
+        self._redis = redis_client
+        self._hit = redis_client.register_script(_HIT)
+        self._counters = _Counters()
+
+    async def hit(self, client_id: str, session_id: UUID) -> RateDecision | None:
+        """Count one request; None when Redis could not be asked (the request goes through)."""
+        scopes: list[tuple[Scope, str, int]] = [
+            ("client", CLIENT_KEY.format(id=_digest(client_id)), self.per_client),
+            ("session", SESSION_KEY.format(id=session_id), self.per_session),
+        ]
+        try:
+            raw: list[int] = await self._hit(
+                keys=[key for _, key, _ in scopes], args=[self.window * 1000]
+            )
+        except redis.exceptions.RedisError as exc:
+            self._trouble(exc)
+            return None
+        decisions = [
+            _decide(scope, limit, int(raw[2 * i]), int(raw[2 * i + 1]), self.window)
+            for i, (scope, _, limit) in enumerate(scopes)
+        ]
+        refused = [d for d in decisions if not d.allowed]
+        decision = (
+            max(refused, key=lambda d: d.reset)
+            if refused
+            else min(decisions, key=lambda d: (d.remaining, -d.reset))
+        )
+        if decision.allowed:
+            self._counters.allowed += 1
+        else:
+            self._counters.rejected += 1
+        return decision
+
+    async def forget(self, session_id: UUID) -> None:
+        """Drop a deleted session's counter (it would expire with its window anyway)."""
+        try:
+            await self._redis.delete(SESSION_KEY.format(id=session_id))
+        except redis.exceptions.RedisError as exc:
+            self._trouble(exc)
+
+    def _trouble(self, exc: BaseException) -> None:
+        self._counters.errors += 1
+        log.warning("rate_limit.redis_failed", error=describe_error(exc, self.settings))
+
+    async def diagnostics(self) -> dict[str, Any]:
+        counters = self._counters
+        return {
+            "status": "pass" if counters.errors == 0 else "warn",
+            "algorithm": "fixed window",
+            "window_s": self.window,
+            "per_session": self.per_session,
+            "per_client": self.per_client,
+            "allowed": counters.allowed,
+            "rejections": counters.rejected,
+            "redis_errors": counters.errors,
+        }
+
+
+def _decide(scope: Scope, limit: int, count: int, left_ms: int, window: int) -> RateDecision:
+    reset = max(1, math.ceil(left_ms / 1000)) if left_ms > 0 else window
+    return RateDecision(
+        allowed=count <= limit,
+        scope=scope,
+        limit=limit,
+        remaining=max(0, limit - count),
+        reset=reset,
+        window=window,
+    )
+
+
+def _digest(client_id: str) -> str:
+    """Client ids come from a header: hashed, so any text makes a short, safe key."""
+    return hashlib.sha256(client_id.encode("utf-8", "replace")).hexdigest()[:32]

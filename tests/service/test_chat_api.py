@@ -1,0 +1,383 @@
+"""The chat API in-process (lifespan run for real) against real PostgreSQL, Redis, Chroma and the
+OpenAI stand-in: conversations, citations, escalations, the cache, validation and admin routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+from tria_service.api.chat import ChatResponseBody, MessagesBody, RateLimitedBody
+from tria_service.app import create_app
+from tria_service.config import Settings
+from tria_service.production.health_monitor import HealthMonitor
+from tria_service.production.lifecycle_manager import LifecycleManager
+
+from pytest_tria_deploy.provision.stack import DependencyEndpoints
+from tests.service.helpers import InProcessApp, serve_in_process, standin_stats
+
+REFUND_QUESTION = "How long do refunds take to arrive?"
+
+
+@asynccontextmanager
+async def chat_app(settings: Settings) -> AsyncIterator[InProcessApp]:
+    """The app, its client sending a client id of this test's own (rate limits are per client)."""
+    async with serve_in_process(settings) as running:
+        running.client.headers["X-Client-Id"] = f"test-{uuid.uuid4().hex}"
+        yield running
+
+
+async def say(
+    client: httpx.AsyncClient, message: str, session_id: str | None = None
+) -> dict[str, Any]:
+    """One turn that must succeed; the body as the OpenAPI schema declares it."""
+    body: dict[str, Any] = {"message": message}
+    if session_id is not None:
+        body["session_id"] = session_id
+    response = await client.post("/api/v1/chat", json=body)
+    assert response.status_code == 200, response.text
+    ChatResponseBody.model_validate(response.json())
+    reply: dict[str, Any] = response.json()
+    return reply
+
+
+async def completions(deps: DependencyEndpoints) -> int:
+    assert deps.servers.openai is not None
+    return int((await standin_stats(deps.servers.openai.url))["chat_completions"])
+
+
+@pytest.fixture
+async def pg(deps: DependencyEndpoints) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(deps.database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def redis_client(deps: DependencyEndpoints) -> AsyncIterator[Redis]:
+    client = Redis.from_url(deps.redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def test_a_conversation_keeps_its_history(
+    chat_settings: Callable[..., Settings], redis_client: Redis
+) -> None:
+    turns = ["Hello", REFUND_QUESTION, "My account is locked, what can I do?"]
+    async with chat_app(chat_settings()) as running:
+        first = await say(running.client, turns[0])
+        session_id = first["session_id"]
+        for message in turns[1:]:
+            assert (await say(running.client, message, session_id))["session_id"] == session_id
+        listed = await running.client.get(f"/api/v1/sessions/{session_id}/messages")
+        hot = await redis_client.lrange(f"tria:session:{session_id}:messages", 0, -1)
+
+    assert listed.status_code == 200
+    body = MessagesBody.model_validate(listed.json())
+    assert [m.role for m in body.messages] == ["user", "assistant"] * 3
+    assert [m.content for m in body.messages if m.role == "user"] == turns
+    assert [m.id for m in body.messages] == sorted(m.id for m in body.messages)
+    assert body.messages[0].intent == "general"
+    assert [json.loads(m)["content"] for m in hot] == [m.content for m in body.messages]
+
+
+async def test_a_knowledge_question_is_answered_citing_the_right_article(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    async with chat_app(chat_settings()) as running:
+        reply = await say(running.client, "My account is locked after failed sign-in attempts")
+
+    assert reply["intent"] == "technical_support"
+    assert reply["sources"] == [{"source_id": "passwords", "title": "Password help"}]
+    assert "locked for 30 minutes" in reply["reply"]
+    assert not reply["escalated"]
+    assert not reply["cached"]
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("This is unacceptable, your service is terrible and I am angry", "complaint"),
+        ("I want to speak to a real person, a human agent please", "human_handoff"),
+        ("xyzzy plugh", "low_confidence"),
+    ],
+)
+async def test_escalations_are_filed_and_said(
+    chat_settings: Callable[..., Settings], pg: asyncpg.Connection, message: str, reason: str
+) -> None:
+    async with chat_app(chat_settings()) as running:
+        reply = await say(running.client, message)
+
+    assert reply["escalated"]
+    assert "human agent" in reply["reply"]
+    rows = await pg.fetch(
+        "SELECT e.reason, e.intent, m.content FROM escalations e"
+        " JOIN chat_messages m ON m.id = e.message_id WHERE e.session_id = $1",
+        uuid.UUID(reply["session_id"]),
+    )
+    assert [(r["reason"], r["intent"], r["content"]) for r in rows] == [
+        (reason, reply["intent"], message)
+    ]
+
+
+async def test_a_run_of_unanswered_questions_escalates(
+    chat_settings: Callable[..., Settings], pg: asyncpg.Connection
+) -> None:
+    unanswerable = "Where is my order? I need the tracking number for my parcel"
+    async with chat_app(chat_settings(TRIA_ESCALATION_MAX_FAILURES="2")) as running:
+        first = await say(running.client, unanswerable)
+        second = await say(running.client, unanswerable, first["session_id"])
+        third = await say(running.client, REFUND_QUESTION, first["session_id"])
+
+    assert (first["intent"], first["sources"], first["escalated"]) == ("order_status", [], False)
+    assert second["escalated"]
+    assert third["sources"]
+    assert not third["escalated"]  # the run was reset by the escalation
+    reasons = await pg.fetch(
+        "SELECT reason FROM escalations WHERE session_id = $1", uuid.UUID(first["session_id"])
+    )
+    assert [r["reason"] for r in reasons] == ["repeated_failures"]
+
+
+async def test_a_repeated_question_is_served_from_the_cache_without_a_model_call(
+    chat_settings: Callable[..., Settings], deps: DependencyEndpoints
+) -> None:
+    async with chat_app(chat_settings()) as running:
+        first = await say(running.client, REFUND_QUESTION)
+        before = await completions(deps)
+        again = await say(running.client, "  how long do REFUNDS take to arrive ")
+        after = await completions(deps)
+        complaint = "This is unacceptable and I am very angry about it"
+        await say(running.client, complaint)
+        second_complaint = await say(running.client, complaint)
+
+    assert not first["cached"]
+    assert again["cached"]
+    assert after == before  # not even the classification ran
+    assert again["session_id"] != first["session_id"]
+    assert (again["reply"], again["sources"], again["intent"]) == (
+        first["reply"],
+        first["sources"],
+        first["intent"],
+    )
+    assert second_complaint["escalated"]
+    assert not second_complaint["cached"]  # escalations are never cached
+
+
+async def test_reindexing_picks_up_a_change_and_new_knowledge_is_not_served_stale(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    settings = chat_settings()
+    folder = settings.knowledge_dir()
+    async with chat_app(settings) as running:
+        before = await say(running.client, REFUND_QUESTION)
+        (folder / "returns.md").write_text(
+            "# Returns and refunds\n\n## Refund timing\nRefunds arrive within 3 working days.\n"
+        )
+        (folder / "payments.md").unlink()
+        reindexed = await running.client.post("/api/v1/knowledge/reindex", headers=running.auth())
+        unchanged = await running.client.post("/api/v1/knowledge/reindex", headers=running.auth())
+        after = await say(running.client, REFUND_QUESTION)
+
+    assert reindexed.status_code == 200, reindexed.text
+    counts = reindexed.json()
+    assert {k: counts[k] for k in ("added", "updated", "deleted", "unchanged")} == {
+        "added": 0,
+        "updated": 1,
+        "deleted": 1,
+        "unchanged": 1,
+    }
+    assert unchanged.json()["unchanged"] == 2
+    assert unchanged.json()["chunks_written"] == 0
+    assert not after["cached"]  # the knowledge version moved, so the old answer is not replayed
+    assert "within 3 working days" in after["reply"]
+    assert "within 3 working days" not in before["reply"]
+
+
+async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    settings = chat_settings(
+        TRIA_RATE_LIMIT_PER_CLIENT="3", TRIA_RATE_LIMIT_PER_SESSION="2", TRIA_RATE_LIMIT_WINDOW="2"
+    )
+    async with chat_app(settings) as running:
+        client = running.client
+        first = await client.post("/api/v1/chat", json={"message": "Hello"})
+        session_id = first.json()["session_id"]
+        second = await client.post(
+            "/api/v1/chat", json={"message": "Hello", "session_id": session_id}
+        )
+        over_session = await client.post(
+            "/api/v1/chat", json={"message": "Hello", "session_id": session_id}
+        )
+        over_client = await client.post("/api/v1/chat", json={"message": "Hello"})
+        await asyncio.sleep(int(over_client.headers["Retry-After"]) + 0.2)
+        recovered = await client.post(
+            "/api/v1/chat", json={"message": "Hello", "session_id": session_id}
+        )
+
+    assert first.status_code == second.status_code == 200
+    assert first.headers["RateLimit-Limit"] == "2"  # the most constrained scope: the session
+    assert first.headers["RateLimit-Remaining"] == "1"
+    assert second.headers["RateLimit-Remaining"] == "0"  # the session's 2nd of 2
+    for refused, scope in ((over_session, "session"), (over_client, "client")):
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 2
+        assert refused.headers["RateLimit-Remaining"] == "0"
+        body = RateLimitedBody.model_validate(refused.json())
+        assert body.scope == scope
+        assert body.window_s == 2
+    assert recovered.status_code == 200, recovered.text
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"message": ""}, "empty"),
+        ({"message": " \n\t "}, "empty"),
+        ({"message": "x" * 101}, "longer than 100 characters"),
+        ({"message": "nul \x00 byte"}, "control characters"),
+        ({"message": "\ud800 alone"}, "valid string"),  # an unpaired surrogate
+        ({}, "Field required"),
+        ({"message": 42}, "valid string"),
+        ({"message": "hi", "session_id": "not-a-uuid"}, "UUID"),
+    ],
+)
+async def test_invalid_input_is_a_422_naming_the_problem(
+    chat_settings: Callable[..., Settings], body: dict[str, Any], fragment: str
+) -> None:
+    async with chat_app(chat_settings(TRIA_CHAT_MAX_MESSAGE_CHARS="100")) as running:
+        # sent as raw JSON, so the unpaired surrogate reaches the service as the client wrote it
+        raw = json.dumps(body).encode()
+        response = await running.client.post(
+            "/api/v1/chat", content=raw, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert fragment in json.dumps(detail, ensure_ascii=False)
+    assert all("input" not in error for error in detail)  # the client's text is not echoed
+
+
+async def test_unknown_or_malformed_session_ids_and_headers(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    unknown = str(uuid.uuid4())
+    async with chat_app(chat_settings()) as running:
+        client = running.client
+        chat_unknown = await client.post(
+            "/api/v1/chat", json={"message": "Hello", "session_id": unknown}
+        )
+        messages_unknown = await client.get(f"/api/v1/sessions/{unknown}/messages")
+        messages_malformed = await client.get("/api/v1/sessions/12345/messages")
+        long_client_id = await client.post(
+            "/api/v1/chat", json={"message": "Hello"}, headers={"X-Client-Id": "c" * 201}
+        )
+
+    assert chat_unknown.status_code == 404
+    assert chat_unknown.json() == {"detail": "session not found"}
+    assert "RateLimit-Remaining" in chat_unknown.headers
+    assert messages_unknown.status_code == 404
+    assert messages_malformed.status_code == 422
+    assert long_client_id.status_code == 422
+
+
+async def test_a_synthetic_session_is_marked_and_deleted_everywhere_by_an_admin(
+    chat_settings: Callable[..., Settings], pg: asyncpg.Connection, redis_client: Redis
+) -> None:
+    admin_token = secrets.token_urlsafe(24)
+    async with chat_app(chat_settings(TRIA_ADMIN_TOKEN=admin_token)) as running:
+        client = running.client
+        created = await client.post(
+            "/api/v1/chat",
+            json={"message": "This is unacceptable, I want to complain"},
+            headers={"X-Tria-Synthetic": "1"},
+        )
+        session_id = created.json()["session_id"]
+        path = f"/api/v1/sessions/{session_id}"
+        anonymous = await client.delete(path)
+        wrong = await client.delete(path, headers={"Authorization": "Bearer wrong-token-123456"})
+        metadata = await pg.fetchval(
+            "SELECT metadata FROM chat_sessions WHERE id = $1", uuid.UUID(session_id)
+        )
+        deleted = await client.delete(path, headers={"Authorization": f"Bearer {admin_token}"})
+        again = await client.delete(path, headers=running.auth())  # the diagnostics token too
+        listed = await client.get(f"{path}/messages")
+        hot = await redis_client.exists(
+            f"tria:session:{session_id}", f"tria:session:{session_id}:messages"
+        )
+
+    assert created.json()["escalated"]
+    assert json.loads(metadata) == {"synthetic": True}
+    assert anonymous.status_code == wrong.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"session_id": session_id, "messages": 2, "escalations": 1}
+    assert again.status_code == 404
+    assert listed.status_code == 404
+    assert hot == 0
+    rows = await pg.fetchval(
+        "SELECT count(*) FROM escalations WHERE session_id = $1", uuid.UUID(session_id)
+    )
+    assert rows == 0
+
+
+async def test_reindex_needs_a_token(chat_settings: Callable[..., Settings]) -> None:
+    async with chat_app(chat_settings()) as running:
+        anonymous = await running.client.post("/api/v1/knowledge/reindex")
+        wrong = await running.client.post(
+            "/api/v1/knowledge/reindex", headers={"Authorization": "Bearer not-the-token-000"}
+        )
+    assert anonymous.status_code == wrong.status_code == 401
+    assert anonymous.json() == {"detail": "unauthorized"}
+
+
+async def test_diagnostics_show_every_component_section(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    async with chat_app(chat_settings()) as running:
+        await say(running.client, REFUND_QUESTION)
+        await say(running.client, REFUND_QUESTION)
+        response = await running.client.get("/api/v1/health/diagnostics", headers=running.auth())
+        lifecycle = running.lifecycle.registered
+
+    components = response.json()["details"]["components"]
+    assert set(components) == {"knowledge", "sessions", "cache", "rate_limiter", "agent"}
+    knowledge = components["knowledge"]
+    assert (knowledge["status"], knowledge["chunks"], knowledge["documents"]) == ("pass", 6, 3)
+    assert knowledge["last_ingest"]["added"] == 3
+    assert knowledge["version"] == knowledge["last_ingest"]["version"]
+    cache = components["cache"]
+    assert (cache["hits"], cache["misses"], cache["hit_ratio"]) == (1, 1, 0.5)
+    limiter = components["rate_limiter"]
+    assert (limiter["per_client"], limiter["window_s"], limiter["allowed"]) == (120, 60, 2)
+    assert limiter["rejections"] == 0
+    assert components["agent"]["turns"] == 2
+    assert components["sessions"]["created"] == 2
+    assert lifecycle == ["clients", "health-monitor", "chat"]
+
+
+def test_openapi_declares_every_response_a_client_can_cause() -> None:
+    schema = create_app(monitor=HealthMonitor(), lifecycle=LifecycleManager()).openapi()
+    paths = schema["paths"]
+    chat = paths["/api/v1/chat"]["post"]["responses"]
+    assert set(chat) == {"200", "404", "422", "429", "503"}
+    assert "Retry-After" in chat["429"]["headers"]
+    assert "RateLimit-Remaining" in chat["200"]["headers"]
+    assert set(paths["/api/v1/sessions/{session_id}/messages"]["get"]["responses"]) == {
+        "200",
+        "404",
+        "422",
+        "503",
+    }
+    delete = paths["/api/v1/sessions/{session_id}"]["delete"]
+    assert set(delete["responses"]) == {"200", "401", "404", "422", "503"}
+    assert delete["security"] == [{"AdminBearer": []}]
+    assert set(paths["/api/v1/knowledge/reindex"]["post"]["responses"]) == {"200", "401", "503"}

@@ -1,0 +1,74 @@
+"""The chat settings: defaults, one clear problem per bad value, the admin token kept secret."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+from tria_service.config import ConfigError, Settings, load_settings
+
+CANARY = "canary-value-7319"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "problem"),
+    [
+        ("TRIA_RATE_LIMIT_WINDOW", "0", "must be in 1..86400 — set TRIA_RATE_LIMIT_WINDOW"),
+        ("TRIA_RATE_LIMIT_PER_CLIENT", "many", "must be an integer — set TRIA_RATE_LIMIT_PER"),
+        ("TRIA_ESCALATION_CONFIDENCE", "1.5", "must be in 0..1 — set TRIA_ESCALATION_CONFIDENCE"),
+        ("TRIA_AGENT_TEMPERATURE", "nan", "must be in 0..2"),
+        ("TRIA_CHAT_MAX_MESSAGE_CHARS", "0", "must be in 1..100000"),
+        ("TRIA_ENABLE_CACHE", "maybe", "must be true or false — set TRIA_ENABLE_CACHE"),
+        ("TRIA_KNOWLEDGE_DIR", "/nonexistent/knowledge", "is not a directory"),
+        ("TRIA_ADMIN_TOKEN", "changeme", "is a placeholder, not a secret"),
+        ("TRIA_ADMIN_TOKEN", "Sh0rtT0ken", "must be at least 16 characters"),
+    ],
+)
+def test_a_bad_chat_setting_is_one_problem_naming_it(
+    service_env: Mapping[str, str], var: str, value: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(**{**service_env, var: value})
+    (line,) = error.value.problems
+    assert line.startswith(f"{var}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("TRIA_KNOWLEDGE_DIR", f"/nonexistent/{CANARY}"),
+        ("TRIA_ADMIN_TOKEN", CANARY[:12]),
+        ("TRIA_SESSION_TTL", CANARY),
+    ],
+)
+def test_a_bad_value_is_never_echoed(service_env: Mapping[str, str], var: str, value: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(**{**service_env, var: value})
+    assert CANARY[:12] not in str(error.value)
+
+
+def test_defaults_and_the_shipped_knowledge_folder(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    assert settings.knowledge_dir() == Path(__file__).resolve().parents[2] / "service/knowledge"
+    assert settings.knowledge_dir().is_dir()
+    assert (settings.tria_rate_limit_window, settings.tria_escalation_confidence) == (60, 0.3)
+    chat = settings.summary()["chat"]
+    assert isinstance(chat, dict)
+    assert chat["features"] == {
+        "rag": True,
+        "escalation": True,
+        "cache": True,
+        "rate_limiting": True,
+    }
+    assert settings.summary()["secrets"]["TRIA_ADMIN_TOKEN"] == "unset"  # type: ignore[index]
+
+
+def test_the_admin_token_is_a_secret(make_settings: Callable[..., Settings]) -> None:
+    token = f"{CANARY}-{secrets.token_urlsafe(16)}"
+    settings = make_settings(TRIA_ADMIN_TOKEN=token)
+    assert token in settings.secret_values()
+    for text in (repr(settings), str(settings.summary())):
+        assert token not in text
+    assert make_settings(TRIA_ADMIN_TOKEN="  ").tria_admin_token is None  # blank is unset
