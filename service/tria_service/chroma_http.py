@@ -16,6 +16,7 @@ import httpx
 
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
+PAGE_SIZE = 1000
 Space = Literal["cosine", "l2", "ip"]
 Include = Literal["documents", "metadatas", "distances", "embeddings"]
 Metadata = Mapping[str, str | int | float | bool | None]
@@ -50,6 +51,14 @@ class ChromaCollection:
     name: str
     metadata: dict[str, Any] | None
     dimension: int | None
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A stored record's id and metadata (what re-ingestion compares against)."""
+
+    id: str
+    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,25 @@ class ChromaHttp:
             metadatas=found.get("metadatas"),
             distances=found.get("distances"),
         )
+
+    async def records(self, collection_id: str) -> list[StoredRecord]:
+        """Every record's id and metadata, page by page."""
+        records: list[StoredRecord] = []
+        path = f"{self._collections}/{collection_id}/get"
+        while True:
+            body = {"include": ["metadatas"], "limit": PAGE_SIZE, "offset": len(records)}
+            page = await self._request("POST", path, json=body)
+            ids: list[str] = page["ids"]
+            metadatas: list[dict[str, Any] | None] = page.get("metadatas") or [None] * len(ids)
+            records += [StoredRecord(i, m or {}) for i, m in zip(ids, metadatas, strict=True)]
+            if len(ids) < PAGE_SIZE:
+                return records
+
+    async def delete(self, collection_id: str, ids: Sequence[str]) -> None:
+        """Delete the records with these ids (Chroma ignores ids that do not exist)."""
+        if ids:
+            path = f"{self._collections}/{collection_id}/delete"
+            await self._request("POST", path, json={"ids": list(ids)})
 
     async def _request(self, method: str, path: str, json: object = None) -> Any:
         response = await self._http.request(method, path, json=json)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from tria_service.chat.articles import MAX_CHUNK_CHARS, parse_article, read_folder
-from tria_service.chat.chroma_records import all_records
 from tria_service.chat.errors import KnowledgeError
 from tria_service.chat.knowledge import KnowledgeBase
 from tria_service.clients import Clients
@@ -48,7 +47,7 @@ async def catalog(clients: Clients, collection: str) -> dict[str, tuple[str, int
 async def stored_ids(clients: Clients, collection: str) -> set[str]:
     """The ids of every record in the collection, read from Chroma directly."""
     found = await clients.chroma().get_collection(collection)
-    return {record.id for record in await all_records(clients.chroma(), found.id)}
+    return {record.id for record in await clients.chroma().records(found.id)}
 
 
 def test_articles_are_cut_by_section_with_stable_ids_and_checksums() -> None:

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 import structlog
 
 from tria_service.chat.articles import Article, Chunk, Folder, read_folder
-from tria_service.chat.chroma_records import StoredRecord, all_records, delete_records
 from tria_service.chat.errors import KnowledgeError, describe_error
 from tria_service.chat.resources import Resources, resolve
 from tria_service.chroma_http import ChromaNotFoundError
@@ -220,7 +219,7 @@ class KnowledgeBase:
 
     async def _stored(self, collection_id: str) -> dict[str, _Stored]:
         stored: dict[str, _Stored] = {}
-        records: list[StoredRecord] = await all_records(self._clients.chroma(), collection_id)
+        records = await self._clients.chroma().records(collection_id)
         for record in records:
             source_id = record.metadata.get("source_id")
             if not isinstance(source_id, str):
@@ -241,7 +240,7 @@ class KnowledgeBase:
             vectors = await self.embed([c.embedding_input() for c in part])
             await self._with_collection(partial(self._upsert, part, vectors, checksums))
         chroma = self._clients.chroma()
-        await self._with_collection(partial(delete_records, chroma, ids=plan.stale_ids))
+        await self._with_collection(partial(chroma.delete, ids=plan.stale_ids))
 
     async def _upsert(
         self,
