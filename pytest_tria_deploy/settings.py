@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_tria_deploy.activation import read_ini
+from pytest_tria_deploy.provision.docker import DOCKER_PROVIDERS, docker_problem
 from pytest_tria_deploy.redact import register_secrets
 from pytest_tria_deploy.stages import BUILTIN_STAGES, Stage, StageError, StageGraph, suggest
 from pytest_tria_deploy.targets import StageTable, Target, TargetError, load_config
@@ -139,6 +140,8 @@ def load_settings(config: pytest.Config, hook_stages: Iterable[Stage]) -> TriaSe
         )
     targets = [known[n] for n in names if n in known]
     resolved = _resolve(targets, problems)
+    if not hasattr(config, "workerinput"):  # xdist workers start after the controller checked
+        problems += _docker_problems(targets)
     if problems or graph is None:
         raise pytest.UsageError(format_problems(problems))
     for target in resolved:
@@ -163,6 +166,14 @@ def _resolve(targets: Sequence[Target], problems: list[str]) -> tuple[Target, ..
         except TargetError as exc:
             problems += exc.problems
     return tuple(resolved)
+
+
+def _docker_problems(targets: Sequence[Target]) -> list[str]:
+    """A containers or compose target on a machine without a usable Docker engine fails the run
+    at once, in one line, instead of every test erroring later when the provider starts."""
+    wanted = {target.provider for target in targets}
+    found = (docker_problem(provider) for provider in DOCKER_PROVIDERS if provider in wanted)
+    return [problem for problem in found if problem is not None]
 
 
 def hook_stages(results: Iterable[object]) -> list[Stage]:

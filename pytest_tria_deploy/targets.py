@@ -179,6 +179,11 @@ BUILTIN_TARGETS: dict[str, Target] = {
     "containers": Target(
         name="containers", provider="containers", description="the same stack on testcontainers"
     ),
+    "compose": Target(
+        name="compose",
+        provider="compose",
+        description="deploy/docker-compose.yml through pytest-docker",
+    ),
 }
 
 

@@ -43,8 +43,8 @@ def _usage_error(result: pytest.RunResult, line: str) -> None:
     [
         (
             ["--tria-target=prd"],
-            "ERROR: tria-deploy: unknown target 'prd'; known: local, containers, staging, prod; "
-            "did you mean 'prod'?",
+            "ERROR: tria-deploy: unknown target 'prd'; "
+            "known: local, containers, compose, staging, prod; did you mean 'prod'?",
         ),
         (
             ["--tria-stage=smok"],

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from tests.plugin.conftest import QUIET_INI, activate, read_verdict, stage_of
@@ -75,7 +79,38 @@ def test_multi_target_ids_carry_the_target_name(targets: pytest.Pytester) -> Non
     ]
 
 
-def test_service_fixture_runs_once_per_instance(targets: pytest.Pytester) -> None:
+class _Healthy(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the outer test's output stays readable."""
+
+
+@pytest.fixture
+def two_instances() -> Iterator[list[str]]:
+    """Two real HTTP servers answering /health, as one target's two instances."""
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Healthy) for _ in range(2)]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    yield [f"http://127.0.0.1:{s.server_address[1]}" for s in servers]
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_service_fixture_runs_once_per_instance(
+    targets: pytest.Pytester, two_instances: list[str]
+) -> None:
+    first, second = two_instances
+    targets.makefile(
+        ".toml",
+        tria=TARGETS.replace(
+            '"http://127.0.0.1:9/eu-1", "http://127.0.0.2:9/eu-2"', f'"{first}", "{second}"'
+        ),
+    )
     targets.makepyfile(
         test_07_health="""
         def test_instance(service, tria_instance, tria_endpoints):
@@ -83,18 +118,30 @@ def test_service_fixture_runs_once_per_instance(targets: pytest.Pytester) -> Non
         """
     )
     result = targets.runpytest("--tria-target=prod-eu", "--co", "-q")
-    result.stdout.fnmatch_lines(
-        ["*test_instance[[]127.0.0.1:9[]]", "*test_instance[[]127.0.0.2:9[]]", "2 tests collected*"]
-    )
-    result = targets.runpytest("--tria-target=prod-eu", "--tria-target=prod-us", "-v")
+    first_id, second_id = (url.removeprefix("http://") for url in two_instances)
     result.stdout.fnmatch_lines(
         [
-            "*test_instance[[]prod-eu-127.0.0.1:9[]] PASSED*",
-            "*test_instance[[]prod-eu-127.0.0.2:9[]] PASSED*",
-            "*test_instance[[]prod-us-127.0.0.3:9[]] PASSED*",
+            f"*test_instance[[]{first_id}[]]",
+            f"*test_instance[[]{second_id}[]]",
+            "2 tests collected*",
         ]
     )
-    result.assert_outcomes(passed=3)
+    result = targets.runpytest("--tria-target=prod-eu", "-v")
+    result.stdout.fnmatch_lines(
+        [f"*test_instance[[]{first_id}[]] PASSED*", f"*test_instance[[]{second_id}[]] PASSED*"]
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_an_instance_that_does_not_answer_fails_its_tests_with_the_reason(
+    targets: pytest.Pytester,
+) -> None:
+    targets.makepyfile(test_07_health="def test_instance(service):\n    pass\n")
+    # In a subprocess: in-process runs re-import httpx beside the outer run's httpcore, and httpx
+    # then no longer recognises httpcore's errors.
+    result = targets.runpytest_subprocess("--tria-target=prod-us")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*service at http://127.0.0.3:9 did not answer /health within*"])
 
 
 DESTRUCTIVE = """
@@ -147,7 +194,10 @@ def test_nothing_starts_without_an_endpoint_fixture(pytester: pytest.Pytester) -
     pytester.runpytest().assert_outcomes(passed=1)
 
 
-def test_unavailable_provider_gives_blocked_verdict(pytester: pytest.Pytester) -> None:
+def test_unavailable_provider_gives_blocked_verdict(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIA_PG_BINDIR", str(pytester.path / "no-such-bindir"))
     pytester.makeini(QUIET_INI)
     pytester.makepyfile(
         test_03_database="""
@@ -156,11 +206,9 @@ def test_unavailable_provider_gives_blocked_verdict(pytester: pytest.Pytester) -
         """,
         test_08_smoke="def test_smoke():\n    pass\n",
     )
-    result = pytester.runpytest("--tria-target=containers", "-rs")
+    result = pytester.runpytest("--tria-target=local", "-rs")
     result.assert_outcomes(errors=1, skipped=1)
-    result.stdout.fnmatch_lines(
-        ["VERDICT: BLOCKED - database failed: *provider 'containers' failed: *"]
-    )
+    result.stdout.fnmatch_lines(["VERDICT: BLOCKED - database failed: *provider 'local' failed: *"])
     verdict = read_verdict(pytester)
     assert verdict["verdict"] == "BLOCKED"
     assert stage_of(verdict, "smoke")["status"] == "BLOCKED"

@@ -20,13 +20,20 @@ BLOCK_REDIS = "def test_redis_ping(tria_endpoints):\n    pass\n"
         (WARN_REDIS, [], "WARN", 0),
         (WARN_REDIS, ["--tria-gate=strict"], "FAIL", 1),
         (FAIL_REDIS, [], "FAIL", 1),
-        (BLOCK_REDIS, ["--tria-target=containers"], "BLOCKED", 1),
+        (BLOCK_REDIS, [], "BLOCKED", 1),
     ],
     ids=["pass", "warn", "strict-warn", "fail", "blocked"],
 )
 def test_exit_code_follows_the_verdict(
-    suite: pytest.Pytester, redis_module: str | None, args: list[str], verdict: str, code: int
+    suite: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_module: str | None,
+    args: list[str],
+    verdict: str,
+    code: int,
 ) -> None:
+    if verdict == "BLOCKED":  # the local provider cannot start: its PostgreSQL is missing
+        monkeypatch.setenv("TRIA_PG_BINDIR", str(suite.path / "no-such-bindir"))
     if redis_module is not None:
         suite.makepyfile(test_04_redis=redis_module)
     result = suite.runpytest(*args)

@@ -1,0 +1,102 @@
+"""The readiness wait the containers and compose providers share, against real local servers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+
+import pytest
+from pydantic import SecretStr
+
+from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.managed import free_port
+from pytest_tria_deploy.provision.processes import ServiceServer, start_service
+from pytest_tria_deploy.provision.readiness import first_failure, stack_checks, wait_until_ready
+from pytest_tria_deploy.provision.stack import DependencyEndpoints
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, service_env: Mapping[str, str]
+) -> Iterator[ServiceServer]:
+    server = start_service(tmp_path_factory.mktemp("service"), service_env)
+    yield server
+    server.stop()
+
+
+def _endpoints(deps: DependencyEndpoints, service_url: str, **changes: str) -> Endpoints:
+    values = {
+        "database_url": deps.database_url,
+        "redis_url": deps.redis_url,
+        "chroma_url": deps.chroma_url,
+        "openai_base_url": deps.openai_base_url,
+        "openai_api_key": deps.openai_api_key,
+        **changes,
+    }
+    secret = ("database_url", "redis_url", "openai_api_key")
+    return Endpoints(
+        service_urls=[service_url],
+        **{k: SecretStr(v) if k in secret else v for k, v in values.items()},  # type: ignore[arg-type]
+    )
+
+
+def _no_logs(component: str) -> list[str]:
+    return [f"last line of {component}"]
+
+
+def test_a_ready_stack_passes_every_check(
+    deps: DependencyEndpoints, service: ServiceServer
+) -> None:
+    endpoints = _endpoints(deps, service.url)
+    checks = stack_checks(endpoints)
+    assert [c.component for c in checks] == ["postgres", "redis", "chroma", "openai", "service"]
+    assert first_failure(checks) is None
+    wait_until_ready(checks, 5.0, _no_logs)
+
+
+@pytest.mark.parametrize(
+    ("component", "change"),
+    [
+        ("postgres", "database_url"),
+        ("redis", "redis_url"),
+        ("chroma", "chroma_url"),
+        ("openai", "openai_base_url"),
+    ],
+)
+def test_a_dead_dependency_is_named_with_its_last_error(
+    deps: DependencyEndpoints, service: ServiceServer, component: str, change: str
+) -> None:
+    closed = free_port()
+    broken = {
+        "database_url": f"postgresql://tria:pw-not-shown@127.0.0.1:{closed}/tria",
+        "redis_url": f"redis://:pw-not-shown@127.0.0.1:{closed}/0",
+        "chroma_url": f"http://127.0.0.1:{closed}",
+        "openai_base_url": f"http://127.0.0.1:{closed}/v1",
+    }
+    checks = stack_checks(_endpoints(deps, service.url, **{change: broken[change]}))
+    with pytest.raises(ComponentStartError) as caught:
+        wait_until_ready(checks, 0.5, _no_logs, secrets=["pw-not-shown"])
+    error = caught.value
+    assert error.component == component
+    assert error.cause.startswith("not ready after 0.5s (last error: ")
+    assert error.log_tail == [f"last line of {component}"]
+    assert "pw-not-shown" not in str(error)
+
+
+def test_a_wrong_openai_key_is_not_ready(deps: DependencyEndpoints, service: ServiceServer) -> None:
+    checks = stack_checks(_endpoints(deps, service.url, openai_api_key="sk-wrong-key-0000"))
+    failure = first_failure(checks)
+    assert failure is not None
+    assert failure[0] == "openai"
+    assert "401" in failure[1]
+
+
+def test_an_exited_component_fails_the_wait_at_once(deps: DependencyEndpoints) -> None:
+    checks = stack_checks(_endpoints(deps, f"http://127.0.0.1:{free_port()}"))
+    started = time.monotonic()
+    with pytest.raises(ComponentStartError) as caught:
+        wait_until_ready(checks, 60.0, _no_logs, exited=lambda: ("service", "exited with code 1"))
+    assert time.monotonic() - started < 30  # not the 60 s the wait would otherwise allow
+    assert str(caught.value).startswith("service failed to start: exited with code 1")
+    assert caught.value.log_tail == ["last line of service"]

@@ -1,0 +1,201 @@
+"""The external provider pointed at a separately started stack behaves like the local target; a
+dead service URL fails in the health stage, quickly and by name, and never hangs the run."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision.external import ExternalProvider
+from pytest_tria_deploy.provision.managed import free_port
+from pytest_tria_deploy.provision.stack import DependencyEndpoints, LocalStack
+from pytest_tria_deploy.targets import Target
+from tests.plugin.conftest import QUIET_INI, read_verdict
+
+TRIA_TOML = """
+[targets.ext]
+service_url = "${EXT_SERVICE_URL}"
+database_url = "${EXT_DATABASE_URL}"
+redis_url = "${EXT_REDIS_URL}"
+openai_base_url = "${EXT_OPENAI_BASE_URL}"
+openai_api_key = "${EXT_OPENAI_API_KEY}"
+chroma_url = "${EXT_CHROMA_URL}"
+diagnostics_token = "${EXT_DIAGNOSTICS_TOKEN:-unset-token}"
+"""
+
+SELECT_ONE = """
+async def test_select_one(pg):
+    assert await pg.fetchval("SELECT 1") == 1
+"""
+MIGRATED = """
+async def test_the_service_migrated_this_database(pg):
+    found = await pg.fetchval("SELECT to_regclass('knowledge_documents')::text")
+    assert found == "knowledge_documents"
+"""
+REDIS = """
+async def test_round_trip(redis_keys):
+    await redis_keys.set("probe", "value")
+    assert await redis_keys.get("probe") == b"value"
+"""
+EXTERNAL = """
+async def test_models(openai_client, tria_endpoints):
+    ids = [model.id async for model in openai_client.models.list()]
+    assert tria_endpoints.openai_embedding_model in ids
+
+def test_chroma(chroma_client):
+    assert chroma_client.heartbeat() > 0
+"""
+HEALTH = """
+async def test_ready(service):
+    assert (await service.get("/api/v1/health/readiness")).status_code == 200
+"""
+DIAGNOSTICS = """
+async def test_diagnostics(service, tria_endpoints):
+    token = tria_endpoints.diagnostics_token.get_secret_value()
+    answer = await service.get(
+        "/api/v1/health/diagnostics", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200
+"""
+SMOKE = """
+async def test_liveness(service):
+    assert (await service.get("/health")).status_code == 200
+"""
+
+
+def _suite(pytester: pytest.Pytester, database: str, health: str) -> pytest.Pytester:
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(".toml", tria=TRIA_TOML)
+    pytester.makepyfile(
+        test_03_database=database,
+        test_04_redis=REDIS,
+        test_05_external=EXTERNAL,
+        test_07_health=health,
+        test_08_smoke=SMOKE,
+    )
+    return pytester
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, endpoints: Endpoints) -> None:
+    values = {
+        "EXT_SERVICE_URL": endpoints.service_urls[0],
+        "EXT_DATABASE_URL": endpoints.database_url.get_secret_value(),
+        "EXT_REDIS_URL": endpoints.redis_url.get_secret_value(),
+        "EXT_OPENAI_BASE_URL": endpoints.openai_base_url or "",
+        "EXT_OPENAI_API_KEY": endpoints.openai_api_key.get_secret_value(),
+        "EXT_CHROMA_URL": endpoints.chroma_url,
+    }
+    if endpoints.diagnostics_token is not None:
+        values["EXT_DIAGNOSTICS_TOKEN"] = endpoints.diagnostics_token.get_secret_value()
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def _stage_table(verdict: dict[str, Any]) -> list[tuple[str, str, int, int, int]]:
+    return [
+        (s["name"], s["status"], s["passed"], s["failed"], s["blocked"])
+        for s in verdict["targets"][0]["stages"]
+    ]
+
+
+@pytest.fixture(scope="module")
+def separate_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    """A complete local stack started outside the runs under test (as a deployment would be)."""
+    with LocalStack(tmp_path_factory.mktemp("external-stack")) as stack:
+        yield stack.start()
+
+
+def test_the_provider_hands_back_exactly_what_the_target_declares(
+    separate_stack: Endpoints,
+) -> None:
+    target = Target(
+        name="ext",
+        service_url=separate_stack.service_urls[0],
+        database_url=separate_stack.database_url,
+        redis_url=separate_stack.redis_url,
+        openai_base_url=separate_stack.openai_base_url,
+        openai_api_key=separate_stack.openai_api_key,
+        chroma_url=separate_stack.chroma_url,
+        diagnostics_token=separate_stack.diagnostics_token,
+    )
+    provider = ExternalProvider()
+    assert provider.start(target) == separate_stack.model_copy(update={"secret_key": None})
+    provider.stop()
+    assert provider.describe()["provider"] == "external"
+
+
+def test_an_external_target_on_a_running_stack_matches_the_local_target(
+    pytester: pytest.Pytester, separate_stack: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _point_at(monkeypatch, separate_stack)
+    suite = _suite(pytester, SELECT_ONE + MIGRATED, HEALTH + DIAGNOSTICS)
+
+    local = suite.runpytest_subprocess("--tria-target=local")
+    local_verdict = read_verdict(suite)
+    external = suite.runpytest_subprocess("--tria-target=ext")
+    external_verdict = read_verdict(suite)
+
+    local.assert_outcomes(passed=8)
+    external.assert_outcomes(passed=8)
+    assert (local.ret, external.ret) == (0, 0)
+    assert local_verdict["provider"] == "local"
+    assert external_verdict["provider"] == "external"
+    assert external_verdict["verdict"] == local_verdict["verdict"] == "PASS"
+    assert _stage_table(external_verdict) == _stage_table(local_verdict)
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never answers a byte."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["closed port", "black hole"])
+def test_a_dead_service_fails_the_health_stage_and_never_hangs(
+    pytester: pytest.Pytester,
+    deps: DependencyEndpoints,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    kind: str,
+) -> None:
+    """Dependencies up (the shared ``deps``), the service URL dead: only health fails and smoke is
+    blocked. The bound is generous; the client's own timeouts are what keeps the run short."""
+    port = request.getfixturevalue("black_hole") if kind == "black hole" else free_port()
+    url = f"http://127.0.0.1:{port}"
+    _point_at(
+        monkeypatch,
+        Endpoints(
+            service_urls=[url],
+            database_url=deps.database_url,  # type: ignore[arg-type]
+            redis_url=deps.redis_url,  # type: ignore[arg-type]
+            openai_base_url=deps.openai_base_url,
+            openai_api_key=deps.openai_api_key,  # type: ignore[arg-type]
+            chroma_url=deps.chroma_url,
+        ),
+    )
+    suite = _suite(pytester, SELECT_ONE, HEALTH)
+
+    started = time.monotonic()
+    result = suite.runpytest_subprocess("--tria-target=ext", timeout=300)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 120, f"the run took {elapsed:.0f}s"
+    verdict = read_verdict(suite)
+    statuses = {name: status for name, status, *_ in _stage_table(verdict)}
+    assert statuses["database"] == statuses["redis"] == statuses["external"] == "PASS"
+    assert statuses["health"] == "FAIL"
+    assert statuses["smoke"] == "BLOCKED"
+    assert verdict["verdict"] == "FAIL"
+    assert result.ret == 1
+    health = next(s for s in verdict["targets"][0]["stages"] if s["name"] == "health")
+    assert f"service at {url} did not answer /health" in health["reason"], health["reason"]
+    expected = "ConnectError" if kind == "closed port" else "Timeout"
+    assert expected in health["reason"], health["reason"]
