@@ -20,7 +20,13 @@ from rich.table import Table
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.errors import ComponentStartError
-from pytest_tria_deploy.provision.managed import owner_alive, reap_orphans, state_dir, wait_gone
+from pytest_tria_deploy.provision.managed import (
+    owner_alive,
+    reap_orphans,
+    state_dir,
+    this_process,
+    wait_gone,
+)
 from pytest_tria_deploy.provision.stack import LocalStack, endpoints_env
 
 app = typer.Typer(
@@ -56,12 +62,7 @@ def _claim_state(env_file: Path | None) -> None:
                 "Stop it with [bold]tria-deploy down[/bold]."
             )
             raise typer.Exit(1)
-        me = psutil.Process()
-        record = {
-            "owner_pid": me.pid,
-            "owner_create_time": me.create_time(),
-            "env_file": str(env_file.resolve()) if env_file else None,
-        }
+        record = {**this_process(), "env_file": str(env_file.resolve()) if env_file else None}
         _state_file().write_text(json.dumps(record))
 
 
@@ -84,21 +85,13 @@ def _write_env_file(path: Path, text: str) -> None:
 
 
 def _summary(stack: LocalStack, env_file: Path | None) -> Table:
-    """What runs where, without credentials."""
+    """What runs where, as each server reports itself, without credentials."""
     table = Table(title="Tria local stack", show_header=True)
-    table.add_column("component")
-    table.add_column("address")
+    for column in ("component", "version", "address"):
+        table.add_column(column)
     table.add_column("pid", justify="right")
-    rows = [
-        ("service", stack.service),
-        ("postgres", stack.servers.postgres),
-        ("redis", stack.servers.redis),
-        ("chroma", stack.servers.chroma),
-        ("openai stand-in", stack.servers.openai),
-    ]
-    for name, server in rows:
-        if server is not None:
-            table.add_row(name, f"{server.host}:{server.port}", str(server.process.pid))
+    for part in stack.components():
+        table.add_row(part.name, part.version, part.address, str(part.pid))
     where = f"env file: {env_file}" if env_file else "env printed on stdout"
     table.caption = f"{where}; logs in {stack.workdir}"
     return table
@@ -114,6 +107,17 @@ def _fail(exc: BaseException, note: str = "") -> NoReturn:
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _stop_on_signal(stop: threading.Event) -> None:
+    """Once the stack is up, Ctrl-C and SIGTERM only ask to stop.
+
+    A KeyboardInterrupt raised while the main thread happens to run a weakref callback or a
+    ``__del__`` (printing the summary frees many objects) is swallowed by Python, and the stack
+    would run on; a flag cannot be lost.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stop.set())
 
 
 UP_HELP = (
@@ -142,30 +146,33 @@ def up(
         _fail(exc)
     owned_workdir = workdir is None
     root = Path(tempfile.mkdtemp(prefix="tria-up-")) if workdir is None else workdir
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `down` during the start: as Ctrl-C
+    stop = threading.Event()
     keep_logs = False
     try:
         with LocalStack(root) as stack:
             with console.status("starting PostgreSQL, Redis, Chroma, stand-in, then the service"):
                 endpoints = stack.start()
+            _stop_on_signal(stop)
             text = _env_text(endpoints)
             if env_file is not None:
                 _write_env_file(env_file, text)
             typer.echo(text, nl=False)
             console.print(_summary(stack, env_file))
             console.print("Press Ctrl-C or run [bold]tria-deploy down[/bold] to stop.")
-            threading.Event().wait()
+            stop.wait()
     except (ComponentStartError, OSError) as exc:
         keep_logs = any(root.iterdir())
         _fail(exc, note=f"logs kept in {root}" if keep_logs else "")
     except KeyboardInterrupt:
-        console.print("stopped: every process of the stack is gone")
+        pass  # Ctrl-C while starting: the stack has stopped what it had started
     finally:
         if env_file is not None:
             env_file.unlink(missing_ok=True)
         _release_state()
         if owned_workdir and not keep_logs:
             shutil.rmtree(root, ignore_errors=True)
+    console.print("stopped: every process of the stack is gone")
 
 
 @app.command()

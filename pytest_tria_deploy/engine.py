@@ -18,6 +18,7 @@ from pytest_tria_deploy.provision.base import ProvisionError
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.redact import close_scope, open_scope, redact
 from pytest_tria_deploy.report import scrub, streams
+from pytest_tria_deploy.report.provided import ProvidedFacts
 from pytest_tria_deploy.report.terminal import write_usage_errors, write_verdict_table
 from pytest_tria_deploy.report.verdict import VERDICT_FILE, build_verdict, write_verdict
 from pytest_tria_deploy.runstate import BLOCKED, PROBLEM, RUN, WARNINGS, TriaRun
@@ -56,6 +57,7 @@ class TriaEngine:
         self.settings = run.settings
         self.is_worker = hasattr(config, "workerinput")
         self.log_filter = streams.RedactingFilter()
+        self.provided = ProvidedFacts()
 
     def pytest_report_header(self) -> list[str]:
         lines = []
@@ -167,6 +169,7 @@ class TriaEngine:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        self.provided.attach(self.config, report)
         info: ItemInfo | None = item.stash.get(collection.ITEM_INFO, None)
         if info is not None:
             annotate(
@@ -193,6 +196,7 @@ class TriaEngine:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """First, so JUnit, the terminal and the cache see a crashed test under its plain id."""
         report.nodeid = distribute.plain_id(report.nodeid)
+        self.provided.collect(report)
         usage = getattr(report, "tria_usage", None)
         if usage and usage not in self.run.usage_errors:
             self.run.usage_errors.append(usage)
@@ -219,6 +223,7 @@ class TriaEngine:
             started=run.started,
             interrupted=interrupted,
             collection_errors=run.collection_errors,
+            provided=self.provided.by_target,
             suites_dir=(self.config.rootpath / first.split("::")[0]).parent,
         )
         status = pytest.ExitCode(exitstatus)

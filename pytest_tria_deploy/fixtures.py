@@ -16,9 +16,12 @@ import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.helpers import KeyNamespace, asyncpg_dsn
-from pytest_tria_deploy.provision.base import ProvisionError
+from pytest_tria_deploy.provision.base import Provider, ProvisionError
+from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.registry import provider_for
+from pytest_tria_deploy.provision.shared import SharedProvider
 from pytest_tria_deploy.redact import redact, register_secrets
+from pytest_tria_deploy.report import provided
 from pytest_tria_deploy.runstate import WARNINGS, settings_of
 from pytest_tria_deploy.targets import Budgets, Target
 
@@ -45,26 +48,38 @@ def tria_instance(request: pytest.FixtureRequest) -> int:
     return int(getattr(request, "param", 0))
 
 
+def _provider(
+    target: Target, tmp_path_factory: pytest.TempPathFactory, config: pytest.Config
+) -> Provider:
+    """The target's provider; on an xdist worker, one stack shared by the run's workers."""
+    local = target.provider == "local"
+    workdir = tmp_path_factory.mktemp(f"tria-{target.name}") if local else None
+    provider = provider_for(target, workdir)
+    if hasattr(config, "workerinput") and target.provider != "external":
+        # The parent of a worker's basetemp is the run's own dir, shared by all its workers.
+        return SharedProvider(provider, tmp_path_factory.getbasetemp().parent, target.name)
+    return provider
+
+
 @pytest.fixture(scope="session")
 def tria_endpoints(
-    tria_target: Target, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tria_target: Target, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Endpoints]:
     """Where the target's parts answer; starts the target's provider on first use."""
     try:
-        local = tria_target.provider == "local"
-        workdir = tmp_path_factory.mktemp(f"tria-{tria_target.name}") if local else None
-        provider = provider_for(tria_target, workdir)
+        provider = _provider(tria_target, tmp_path_factory, request.config)
     except LookupError as exc:
         raise ProvisionError(tria_target.name, tria_target.provider, str(exc)) from None
     try:
         endpoints = provider.start(tria_target)
     except Exception as exc:
         provider.stop()
-        raise ProvisionError(
-            tria_target.name, tria_target.provider, f"{type(exc).__name__}: {exc}"
-        ) from None
-    register_secrets(endpoints.secrets())
+        # A ComponentStartError says what failed in its own words; any other needs its type.
+        cause = str(exc) if isinstance(exc, ComponentStartError) else f"{type(exc).__name__}: {exc}"
+        raise ProvisionError(tria_target.name, tria_target.provider, cause) from None
     try:
+        register_secrets(endpoints.secrets())  # on attaching xdist workers too
+        provided.record(request.config, tria_target.name, provider.describe())
         yield endpoints
     finally:
         provider.stop()
@@ -170,11 +185,25 @@ def chroma_client(tria_endpoints: Endpoints) -> Any:
 async def service(
     tria_endpoints: Endpoints, tria_instance: int
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on the service; one per instance when the target has several."""
+    """An httpx client on the service; one per instance when the target has several.
+
+    It first asks ``/health`` within the connect timeout, so a service that accepts connections
+    but never answers fails every test that needs it at once, with a reason, instead of each test
+    waiting out the request timeout.
+    """
     import httpx
 
     url = tria_endpoints.service_urls[tria_instance]
-    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT) as client:
+    timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+        try:
+            await client.get("/health", timeout=CONNECT_TIMEOUT)
+        except httpx.HTTPError as exc:
+            detail = f": {redact(str(exc))}" if str(exc) else ""
+            raise ConnectionError(
+                f"service at {redact(url)} did not answer /health within "
+                f"{CONNECT_TIMEOUT:.0f}s: {type(exc).__name__}{detail}"
+            ) from None
         yield client
 
 

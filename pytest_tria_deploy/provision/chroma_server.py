@@ -17,6 +17,10 @@ class ChromaServer(HttpServer):
         """The v2 heartbeat answers 200."""
         httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1.0).raise_for_status()
 
+    def version(self) -> str:
+        response = httpx.get(f"{self.url}/api/v2/version", timeout=1.0).raise_for_status()
+        return f"Chroma {response.json()}"
+
 
 def start_chroma(
     workdir: Path,

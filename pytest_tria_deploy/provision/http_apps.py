@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from importlib.metadata import version as package_version
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,6 +68,10 @@ class StandinServer(HttpServer):
         headers = {"Authorization": f"Bearer {self.api_key or _PROBE_KEY}"}
         httpx.get(f"{self.base_url}/models", headers=headers, timeout=1.0).raise_for_status()
 
+    def version(self) -> str:
+        """The stand-in ships with tria-deploy, so it has tria-deploy's version."""
+        return f"OpenAI stand-in (tria-deploy {package_version('tria-deploy')})"
+
 
 def start_openai_standin(
     workdir: Path,
@@ -102,6 +107,10 @@ class ServiceServer(HttpServer):
         response = httpx.get(f"{self.url}/api/v1/health/readiness", timeout=2.0)
         if response.status_code != 200:
             raise ConnectionError(f"readiness answered {response.status_code}")
+
+    def version(self) -> str:
+        response = httpx.get(f"{self.url}/health", timeout=2.0).raise_for_status()
+        return f"tria-service {response.json()['version']}"
 
     def wait_exit(self, timeout: float) -> int | None:
         """The exit code once the service has exited (e.g. on bad config), None if still running."""

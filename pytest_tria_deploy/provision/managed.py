@@ -247,7 +247,7 @@ def spawn(launch: Launch) -> ManagedProcess:
             )
     except FileNotFoundError as exc:
         raise ComponentStartError(launch.name, f"binary not found: {launch.argv[0]}") from exc
-    except PermissionError as exc:
+    except OSError as exc:  # EACCES, ENOEXEC (not a program), ...
         raise ComponentStartError(
             launch.name, f"binary not executable: {launch.argv[0]} ({exc.strerror})"
         ) from exc
@@ -265,17 +265,23 @@ def _create_time(pid: int) -> float | None:
         return None
 
 
-def _write_pid_file(path: Path, launch: Launch, pid: int) -> None:
+def this_process() -> dict[str, object]:
+    """This process as an owner record: pid and start time, so a reused pid is never taken
+    for it (see ``owner_alive``)."""
     me = os.getpid()
+    return {"owner_pid": me, "owner_create_time": _create_time(me)}
+
+
+def _write_pid_file(path: Path, launch: Launch, pid: int) -> None:
     record = {
         "name": launch.name,
         "pid": pid,
         "create_time": _create_time(pid),
         "cmdline_sha256": _cmdline_digest(launch.argv),
-        "owner_pid": me,
-        "owner_create_time": _create_time(me),
+        **this_process(),
         "cleanup_paths": [str(p) for p in launch.cleanup_paths],
         "log_path": str(launch.log_path),
+        "stop_signal": int(launch.stop_signal),
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
@@ -312,9 +318,10 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-def _kill_group(pid: int, timeout: float = 5.0) -> None:
-    """SIGTERM the group of a process that is not our child, SIGKILL if it lingers."""
-    for signum in (signal.SIGCONT, signal.SIGTERM):
+def _kill_group(pid: int, stop_signal: int, timeout: float = 5.0) -> None:
+    """Stop the group of a process that is not our child as its launch said (PostgreSQL's SIGINT
+    is a fast shutdown; SIGTERM would wait for clients), SIGKILL if it lingers."""
+    for signum in (signal.SIGCONT, stop_signal):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signum)
     wait_gone(pid, timeout)
@@ -323,6 +330,7 @@ def _kill_group(pid: int, timeout: float = 5.0) -> None:
 
 
 def owner_alive(record: Mapping[str, object]) -> bool:
+    """Whether the process an owner record names (``this_process()``) still runs."""
     return _same_process(record.get("owner_pid"), record.get("owner_create_time")) is not None
 
 
@@ -347,7 +355,10 @@ def reap_orphans() -> list[str]:
             pid = record.get("pid")
             proc = _same_process(pid, record.get("create_time"))
             if proc is not None and _cmdline_digest(proc.cmdline()) == record.get("cmdline_sha256"):
-                _kill_group(proc.pid)
+                stop_signal = record.get("stop_signal")
+                _kill_group(
+                    proc.pid, stop_signal if isinstance(stop_signal, int) else signal.SIGTERM
+                )
                 reaped.append(f"{record.get('name')}[{pid}]")
             extras = record.get("cleanup_paths")
             for extra in extras if isinstance(extras, list) else []:

@@ -62,6 +62,7 @@ class PostgresServer(Server):
         self.database = "tria"
         self.password = password
         self.socket_dir = socket_dir
+        self._version = ""
         super().__init__(launch, port=port, timeout=timeout, on_spawn=on_spawn)
 
     def __repr__(self) -> str:
@@ -84,6 +85,10 @@ class PostgresServer(Server):
 
         run_async(select_one)
 
+    def version(self) -> str:
+        """Learnt at bootstrap, on the connection that creates the role (no extra round trip)."""
+        return self._version
+
     def bootstrap(self) -> None:
         """Create the application role and database over the unix socket (idempotent)."""
 
@@ -96,13 +101,14 @@ class PostgresServer(Server):
                 timeout=2,
             )
             try:
+                server = conn.get_server_version()
+                # "15.14 (Debian 15.14-1)": the number is what a reader compares
+                self._version = f"PostgreSQL {conn.get_settings().server_version.split()[0]}"
                 if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = 'tria'"):
                     await conn.execute(f"CREATE ROLE tria LOGIN PASSWORD '{self.password}'")
                 if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'tria'"):
                     # FILE_COPY (PostgreSQL 15+) copies files instead of WAL-logging every block
-                    strategy = (
-                        " STRATEGY = FILE_COPY" if conn.get_server_version().major >= 15 else ""
-                    )
+                    strategy = " STRATEGY = FILE_COPY" if server.major >= 15 else ""
                     await conn.execute(f"CREATE DATABASE tria OWNER tria{strategy}")
             finally:
                 await conn.close()

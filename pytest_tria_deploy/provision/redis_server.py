@@ -38,9 +38,8 @@ class RedisServer(Server):
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}{HOST}:{self.port}/0"
 
-    def probe(self) -> None:
-        """PING answers PONG (with AUTH when a password is set)."""
-        client = redis.Redis(
+    def _client(self) -> redis.Redis:
+        return redis.Redis(
             host=HOST,
             port=self.port,
             password=self.password,
@@ -48,9 +47,20 @@ class RedisServer(Server):
             socket_timeout=1,
             retry=Retry(NoBackoff(), 0),  # the caller's backoff decides; no hidden retries
         )
+
+    def probe(self) -> None:
+        """PING answers PONG (with AUTH when a password is set)."""
+        client = self._client()
         try:
             if not client.ping():
                 raise ConnectionError("PING did not answer PONG")
+        finally:
+            client.close()
+
+    def version(self) -> str:
+        client = self._client()
+        try:
+            return f"Redis {client.info('server')['redis_version']}"
         finally:
             client.close()
 

@@ -119,6 +119,11 @@ class Server(ABC):
     def probe(self) -> None:
         """Raise while the server does not answer; subclasses talk their real protocol."""
 
+    @abstractmethod
+    def version(self) -> str:
+        """What the running server says it is, e.g. ``Redis 7.0.15``, asked over its protocol
+        (so a system binary reports its own version); may raise when it does not answer."""
+
     def wait_ready(self, timeout: float | None = None) -> None:
         wait_ready(self.process, self.probe, self._timeout if timeout is None else timeout)
 

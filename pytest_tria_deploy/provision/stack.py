@@ -17,6 +17,7 @@ from typing import Literal, Self, TypeVar
 from pydantic import SecretStr
 
 from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision.base import StartedComponent
 from pytest_tria_deploy.provision.binaries import (
     chroma_command,
     postgres_bindir,
@@ -278,6 +279,20 @@ def endpoints_env(endpoints: Endpoints) -> dict[str, str]:
     return env
 
 
+def _started(name: str, server: Server) -> StartedComponent:
+    try:
+        version = server.version()
+    except Exception:  # a report detail: a server that will not say is still running
+        version = ""
+    return StartedComponent(
+        name=name,
+        version=version,
+        address=f"{server.host}:{server.port}",
+        log=str(server.process.log_path),
+        pid=server.process.pid,
+    )
+
+
 class LocalStack:
     """Throwaway dependencies plus the service, on free 127.0.0.1 ports, with fresh secrets.
 
@@ -351,6 +366,17 @@ class LocalStack:
     def _running(self) -> list[Server]:
         service: list[Server] = [self.service] if self.service is not None else []
         return service + self.servers.running()
+
+    def components(self) -> list[StartedComponent]:
+        """What runs now: each server's own version, address, pid and log (no credentials)."""
+        named = [
+            ("service", self.service),
+            ("postgres", self.servers.postgres),
+            ("redis", self.servers.redis),
+            ("chroma", self.servers.chroma),
+            ("openai", self.servers.openai),
+        ]
+        return [_started(name, server) for name, server in named if server is not None]
 
     def stop(self) -> None:
         """The service first (it drains), then the dependencies."""

@@ -7,6 +7,7 @@ import pytest
 from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.report.verdict import Status, Verdict
 
+_PLANNED = frozenset({"provider", "starts"})  # the header said these; the summary shows what ran
 _COLUMNS = ("stage", "passed", "failed", "skipped", "blocked", "duration", "status")
 _COLOURS = {
     Status.PASS: {"green": True},
@@ -21,6 +22,9 @@ def write_verdict_table(terminal: pytest.TerminalReporter, verdict: Verdict, pat
     for target in verdict.targets:
         protected = ", protected" if target.protected else ""
         terminal.write_sep("=", f"tria-deploy: {target.name} ({target.provider}{protected})")
+        for part, fact in target.provided.items():
+            if part not in _PLANNED:
+                terminal.write_line(redact(f"{part}: {fact}"))
         rows = [
             (
                 s.stage.name + ("" if s.critical else " (non-critical)"),

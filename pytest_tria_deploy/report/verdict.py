@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -75,6 +75,7 @@ class TargetVerdict:
     stages: list[StageResult]
     verdict: Status = Status.PASS
     reason: str = ""
+    provided: dict[str, str] = field(default_factory=dict)  # the provider's describe() once up
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +84,7 @@ class TargetVerdict:
             "protected": self.protected,
             "verdict": self.verdict.value,
             "reason": self.reason,
+            "provided": self.provided,
             "stages": [s.as_dict() for s in self.stages],
         }
 
@@ -130,6 +132,7 @@ def build_verdict(
     started: datetime,
     interrupted: bool,
     collection_errors: Sequence[str] = (),
+    provided: Mapping[str, Mapping[str, str]] | None = None,
     suites_dir: Path | None,
 ) -> Verdict:
     """Fold outcomes into stage, target and overall verdicts."""
@@ -149,7 +152,8 @@ def build_verdict(
             for stage in settings.graph.stages
             if stage.name in settings.run_stages
         ]
-        tv = TargetVerdict(target.name, target.provider, target.protected, stages)
+        facts = dict((provided or {}).get(target.name, {}))
+        tv = TargetVerdict(target.name, target.provider, target.protected, stages, provided=facts)
         tv.verdict, tv.reason = _target_status(stages, interrupted, broken)
         tv.reason = cap(tv.reason)
         targets.append(tv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.server import run_async
+from tests.provision.conftest import pids_once_spawned, slow_redis
 from tests.provision.crash import crash_after
 
 CLI = str(Path(sys.executable).parent / "tria-deploy")
@@ -91,6 +93,65 @@ def test_up_prints_a_working_env_and_down_stops_it(tmp_path: Path, isolated_stat
             up.wait()
 
 
+def test_up_holds_until_ctrl_c_then_stops_everything(
+    tmp_path: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the summary table unwrapped, as on a wide terminal
+    env_file = tmp_path / "stack.env"
+    up = subprocess.Popen(
+        [CLI, "up", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_file(env_file, up, timeout=90)
+        pids = [int(p.stem.rsplit("-", 1)[1]) for p in (isolated_state / "pids").glob("*.json")]
+        assert len(pids) == 5
+        assert up.poll() is None  # holding the stack up
+        up.send_signal(signal.SIGINT)
+        stdout, stderr = up.communicate(timeout=60)
+        assert up.returncode == 0, stderr
+        assert "stopped: every process of the stack is gone" in stderr
+        assert all(wait_gone(pid, 5.0) for pid in pids)
+        assert not env_file.exists()
+        assert not (isolated_state / "stack.json").exists()
+        assert not list((isolated_state / "pids").glob("*.json"))
+        for part in ("PostgreSQL 18.", "Redis 6.", "Chroma ", "tria-service ", "OpenAI stand-in"):
+            assert part in stderr  # the version each component reports
+        assert set(_parse_env(stdout)) >= {"DATABASE_URL", "TRIA_SERVICE_URL", "SECRET_KEY"}
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
+def test_ctrl_c_while_up_starts_leaves_nothing_running(
+    tmp_path: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIA_REDIS_SERVER", str(slow_redis(tmp_path)))
+    up = subprocess.Popen(
+        [CLI, "up", "--workdir", str(tmp_path / "work")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pids = pids_once_spawned(isolated_state / "pids", 4, up)
+        up.send_signal(signal.SIGINT)
+        stdout, stderr = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert stdout == ""  # no env printed: the stack never came up
+    assert "stopped: every process of the stack is gone" in stderr
+    assert "Traceback" not in stderr
+    assert all(wait_gone(pid, 5.0) for pid in pids)
+    assert not list((isolated_state / "pids").glob("*.json"))
+    assert not (isolated_state / "stack.json").exists()
+
+
 def test_down_without_a_stack_says_so(isolated_state: Path) -> None:
     down = _tria_deploy("down")
     assert down.returncode == 0
@@ -137,6 +198,7 @@ def test_up_failure_names_the_component_without_a_traceback(
     up = _tria_deploy("up", "--workdir", str(tmp_path / "work"))
     assert up.returncode == 1
     assert "postgres failed to start: binary not found" in up.stderr
+    assert "(from TRIA_PG_BINDIR); set TRIA_PG_BINDIR to a directory" in " ".join(up.stderr.split())
     assert "Traceback" not in up.stderr
     assert up.stdout == ""
     assert not (isolated_state / "stack.json").exists()
@@ -149,15 +211,16 @@ def test_help_warns_that_up_prints_secrets() -> None:
     assert "passwords and tokens" in " ".join(shown.stdout.split())
 
 
-def test_serve_runs_the_service_until_sigterm(service_env: dict[str, str]) -> None:
+def test_serve_runs_the_service_until_sigterm(service_env: dict[str, str], tmp_path: Path) -> None:
     from pytest_tria_deploy.provision.processes import free_port
 
     port = free_port()
     env = {**service_env, "TRIA_PORT": str(port), "TRIA_SHUTDOWN_DRAIN_DELAY": "0"}
-    with subprocess.Popen(
-        [CLI, "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    ) as served:
-        deadline = time.monotonic() + 30
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:  # a file, not a pipe nobody reads that would block the service
+        served = subprocess.Popen([CLI, "serve"], env=env, stderr=sink, stdout=sink)
+    try:
+        deadline = time.monotonic() + 60
         status = None
         while time.monotonic() < deadline and served.poll() is None:
             try:
@@ -166,9 +229,13 @@ def test_serve_runs_the_service_until_sigterm(service_env: dict[str, str]) -> No
                 time.sleep(0.1)
                 continue
             break
-        assert status == 200
+        assert status == 200, log.read_text()
         served.terminate()
         assert served.wait(timeout=30) in (0, -15)
+    finally:
+        if served.poll() is None:
+            served.kill()
+            served.wait()
 
 
 def test_serve_with_bad_config_lists_the_problems(tmp_path: Path) -> None:

@@ -29,20 +29,7 @@ from pytest_tria_deploy.provision.processes import (
     start_redis,
     state_dir,
 )
-
-SYSTEM_PG = Path("/usr/lib/postgresql/15/bin")
-SYSTEM_REDIS = Path("/usr/bin/redis-server")
-
-
-def _use_binaries(
-    monkeypatch: pytest.MonkeyPatch, variable: str, system_path: Path, source: str
-) -> None:
-    """``wheel``: no override; ``system``: point the env var at the system binary (or skip)."""
-    monkeypatch.delenv(variable, raising=False)
-    if source == "system":
-        if not system_path.exists():
-            pytest.skip(f"no system binary at {system_path}: install it to test {variable}")
-        monkeypatch.setenv(variable, str(system_path))
+from tests.provision.conftest import SYSTEM_PG, SYSTEM_REDIS, use_binaries
 
 
 def _assert_stopped(server: Server) -> None:
@@ -59,7 +46,7 @@ def _assert_stopped(server: Server) -> None:
 async def test_postgres_serves_the_app_database_and_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, major: int
 ) -> None:
-    _use_binaries(monkeypatch, PG_BINDIR_ENV, SYSTEM_PG, source)
+    use_binaries(monkeypatch, PG_BINDIR_ENV, SYSTEM_PG, source)
     server = start_postgres(tmp_path)
     try:
         assert server.url.startswith(
@@ -100,7 +87,7 @@ async def test_postgres_serves_the_app_database_and_stops(
 def test_redis_requires_its_password_keeps_nothing_and_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, major: str
 ) -> None:
-    _use_binaries(monkeypatch, REDIS_SERVER_ENV, SYSTEM_REDIS, source)
+    use_binaries(monkeypatch, REDIS_SERVER_ENV, SYSTEM_REDIS, source)
     server = start_redis(tmp_path, password="pw-for-test")
     try:
         assert server.url == f"redis://:pw-for-test@127.0.0.1:{server.port}/0"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import asyncpg
@@ -16,8 +16,9 @@ import pytest
 import redis
 
 from pytest_tria_deploy.provision.managed import wait_gone
-from pytest_tria_deploy.provision.processes import ComponentStartError, redis_server_binary
+from pytest_tria_deploy.provision.processes import ComponentStartError
 from pytest_tria_deploy.provision.stack import LocalStack, StackStartError, endpoints_env
+from tests.provision.conftest import pids_once_spawned, slow_redis
 
 
 def _live_children() -> set[int]:
@@ -66,6 +67,43 @@ def test_one_failed_dependency_stops_the_others(tmp_path: Path, isolated_state: 
     assert not list((isolated_state / "pids").glob("*.json"))
 
 
+def test_a_dependency_failing_late_stops_those_that_started(
+    tmp_path: Path, isolated_state: Path
+) -> None:
+    """Redis dies after a second, while (or after) the other three come up: they are stopped."""
+    late_failure = tmp_path / "failing-redis-server"
+    late_failure.write_text(
+        '#!/bin/sh\nsleep 1\necho "FATAL: bind: Address already in use"\nexit 1\n'
+    )
+    late_failure.chmod(0o755)
+    before = _live_children()
+    stack = LocalStack(tmp_path, redis_server=late_failure)
+    with pytest.raises(ComponentStartError) as caught:
+        stack.start()
+    assert str(caught.value).startswith("redis failed to start: exited with code 1\n")
+    assert caught.value.log_tail == ["FATAL: bind: Address already in use"]
+    for log in ("postgres-*.log", "chroma-*.log", "openai-standin-*.log"):
+        assert list(tmp_path.glob(log)), f"{log}: the others were started"
+    assert stack._running() == []
+    assert _live_children() <= before
+    assert not list((isolated_state / "pids").glob("*.json"))
+
+
+def test_a_service_that_cannot_start_stops_the_dependencies(
+    tmp_path: Path, isolated_state: Path
+) -> None:
+    before = _live_children()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        stack = LocalStack(tmp_path, service_port=taken.getsockname()[1])
+        with pytest.raises(ComponentStartError, match=r"^service failed to start: port \d+ "):
+            stack.start()
+    assert list(tmp_path.glob("postgres-*.log")), "the dependencies had started"
+    assert _live_children() <= before
+    assert not list((isolated_state / "pids").glob("*.json"))
+
+
 def test_every_failed_dependency_is_listed(tmp_path: Path, isolated_state: Path) -> None:
     stack = LocalStack(
         tmp_path, pg_bindir=tmp_path / "no-pg", redis_server=tmp_path / "no-redis-server"
@@ -92,22 +130,14 @@ _START = textwrap.dedent(
 
 def test_ctrl_c_during_start_leaves_nothing_running(tmp_path: Path, isolated_state: Path) -> None:
     """SIGINT arrives once all four are spawned, while Redis (delayed 30 s) is still starting."""
-    slow_redis = tmp_path / "slow-redis-server"
-    slow_redis.write_text(f'#!/bin/sh\nsleep 30\nexec "{redis_server_binary()}" "$@"\n')
-    slow_redis.chmod(0o755)
     run = subprocess.Popen(
-        [sys.executable, "-c", _START, str(tmp_path), str(slow_redis)],
+        [sys.executable, "-c", _START, str(tmp_path), str(slow_redis(tmp_path))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     pid_dir = isolated_state / "pids"
-    seen: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(seen) < 4 and time.monotonic() < deadline and run.poll() is None:
-        seen |= {int(path.stem.rsplit("-", 1)[1]) for path in pid_dir.glob("*.json")}
-        time.sleep(0.01)
-    assert len(seen) == 4, "the dependencies were never all spawned"
+    seen = pids_once_spawned(pid_dir, 4, run)
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=60)
     assert stdout == ""  # interrupted before the start finished

