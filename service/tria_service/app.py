@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from tria_service import __version__
+from tria_service.api.body_limit import BodyLimit
 from tria_service.api.chat import EXCEPTION_HANDLERS
 from tria_service.api.chat import router as chat_router
 from tria_service.api.drain import DrainGate
@@ -96,6 +97,7 @@ def create_app(
     for error, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.add_middleware(DrainGate, lifecycle=lifecycle, exempt=HEALTH_PATHS)
+    app.add_middleware(BodyLimit)
     return app
 
 

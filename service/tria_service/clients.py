@@ -21,6 +21,7 @@ from tria_service.chroma_http import ChromaHttp
 from tria_service.config import Dependency, Settings, public_url, url_credentials
 from tria_service.production.failures import ClientsClosedError, describe_failure
 from tria_service.redaction import redact
+from tria_service.redis_guard import RedisGuard
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
@@ -41,10 +42,15 @@ class ClientsError(Exception):
 
 @dataclass
 class Clients:
-    """One client per dependency; `database()` and `chroma()` connect on first use."""
+    """One client per dependency; `database()` and `chroma()` connect on first use.
+
+    Probes use ``redis`` itself; the application goes through ``redis_guard``, which gives up fast
+    while Redis is failing.
+    """
 
     settings: Settings
     redis: Redis = field(init=False)
+    redis_guard: RedisGuard = field(init=False)
     openai: AsyncOpenAI = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     _chroma: ChromaHttp | None = field(default=None, init=False)
@@ -61,6 +67,7 @@ class Clients:
             decode_responses=True,
             client_name=self.settings.tria_service_id,
         )
+        self.redis_guard = RedisGuard(self.redis, self.settings)
         self.openai = AsyncOpenAI(
             api_key=self.settings.openai_api_key.get_secret_value(),
             base_url=self.settings.openai_endpoint(),

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from tria_service.api.chat import ChatResponseBody
 from tria_service.app import create_app
+from tria_service.chat.sessions import WINDOW_KEY
 from tria_service.config import Settings
 from tria_service.production.health_monitor import HealthMonitor
 from tria_service.production.lifecycle_manager import LifecycleManager
@@ -66,6 +71,22 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://tria.test") as client:
             yield InProcessApp(app, client, monitor, lifecycle, settings)
+
+
+@contextmanager
+def frozen(pid: int) -> Iterator[None]:
+    """SIGSTOP a server and every process it started, for the block. ManagedProcess.pause() stops
+    its process group, which PostgreSQL's backends leave (each calls setsid), so they would go on
+    answering on the connections a pool already holds."""
+    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    for process in processes:
+        process.suspend()
+    try:
+        yield
+    finally:
+        for process in processes:
+            with suppress(psutil.NoSuchProcess):
+                process.resume()
 
 
 def set_fault(server: StandinServer, mode: str, **extra: Any) -> None:
@@ -210,6 +231,26 @@ def write_articles(directory: Path, articles: Mapping[str, str] = ARTICLES) -> P
     for source_id, text in articles.items():
         (directory / f"{source_id}.md").write_text(text, encoding="utf-8")
     return directory
+
+
+async def say(
+    client: httpx.AsyncClient, message: str, session_id: str | None = None
+) -> dict[str, Any]:
+    """One chat turn that must succeed; its body, checked against the declared response model."""
+    body: dict[str, Any] = {"message": message}
+    if session_id is not None:
+        body["session_id"] = session_id
+    response = await client.post("/api/v1/chat", json=body)
+    assert response.status_code == 200, response.text
+    ChatResponseBody.model_validate(response.json())
+    reply: dict[str, Any] = response.json()
+    return reply
+
+
+async def hot_window(redis: Redis, session_id: str) -> list[dict[str, Any]]:
+    """The session's messages as Redis holds them (its hot window), oldest first."""
+    members = await redis.zrange(WINDOW_KEY.format(id=session_id), 0, -1)
+    return [json.loads(str(member)) for member in members]  # the client decodes: str
 
 
 async def standin_stats(standin_url: str) -> dict[str, Any]:

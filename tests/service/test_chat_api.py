@@ -12,17 +12,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from redis.asyncio import Redis
-from tria_service.api.chat import ChatResponseBody, MessagesBody, RateLimitedBody
+from tria_service.api.body_limit import MAX_BODY_BYTES
+from tria_service.api.chat import MessagesBody, RateLimitedBody
 from tria_service.app import create_app
+from tria_service.chat.cache import ResponseCache
+from tria_service.chat.sessions import SESSION_KEY, WINDOW_KEY
 from tria_service.config import Settings
 from tria_service.production.health_monitor import HealthMonitor
 from tria_service.production.lifecycle_manager import LifecycleManager
 
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
-from tests.service.helpers import InProcessApp, serve_in_process, standin_stats
+from tests.service.helpers import InProcessApp, hot_window, say, serve_in_process, standin_stats
 
 REFUND_QUESTION = "How long do refunds take to arrive?"
 
@@ -33,20 +35,6 @@ async def chat_app(settings: Settings) -> AsyncIterator[InProcessApp]:
     async with serve_in_process(settings) as running:
         running.client.headers["X-Client-Id"] = f"test-{uuid.uuid4().hex}"
         yield running
-
-
-async def say(
-    client: httpx.AsyncClient, message: str, session_id: str | None = None
-) -> dict[str, Any]:
-    """One turn that must succeed; the body as the OpenAPI schema declares it."""
-    body: dict[str, Any] = {"message": message}
-    if session_id is not None:
-        body["session_id"] = session_id
-    response = await client.post("/api/v1/chat", json=body)
-    assert response.status_code == 200, response.text
-    ChatResponseBody.model_validate(response.json())
-    reply: dict[str, Any] = response.json()
-    return reply
 
 
 async def completions(deps: DependencyEndpoints) -> int:
@@ -78,7 +66,7 @@ async def test_a_conversation_keeps_its_history(
         for message in turns[1:]:
             assert (await say(running.client, message, session_id))["session_id"] == session_id
         listed = await running.client.get(f"/api/v1/sessions/{session_id}/messages")
-        hot = await redis_client.lrange(f"tria:session:{session_id}:messages", 0, -1)
+        hot = await hot_window(redis_client, session_id)
 
     assert listed.status_code == 200
     body = MessagesBody.model_validate(listed.json())
@@ -86,7 +74,7 @@ async def test_a_conversation_keeps_its_history(
     assert [m.content for m in body.messages if m.role == "user"] == turns
     assert [m.id for m in body.messages] == sorted(m.id for m in body.messages)
     assert body.messages[0].intent == "general"
-    assert [json.loads(m)["content"] for m in hot] == [m.content for m in body.messages]
+    assert [m["content"] for m in hot] == [m.content for m in body.messages]
 
 
 async def test_a_knowledge_question_is_answered_citing_the_right_article(
@@ -148,9 +136,10 @@ async def test_a_run_of_unanswered_questions_escalates(
 
 
 async def test_a_repeated_question_is_served_from_the_cache_without_a_model_call(
-    chat_settings: Callable[..., Settings], deps: DependencyEndpoints
+    chat_settings: Callable[..., Settings], deps: DependencyEndpoints, redis_client: Redis
 ) -> None:
-    async with chat_app(chat_settings()) as running:
+    settings = chat_settings(TRIA_CACHE_TTL="120")
+    async with chat_app(settings) as running:
         first = await say(running.client, REFUND_QUESTION)
         before = await completions(deps)
         again = await say(running.client, "  how long do REFUNDS take to arrive ")
@@ -158,6 +147,14 @@ async def test_a_repeated_question_is_served_from_the_cache_without_a_model_call
         complaint = "This is unacceptable and I am very angry about it"
         await say(running.client, complaint)
         second_complaint = await say(running.client, complaint)
+        response = await running.client.get("/api/v1/health/diagnostics", headers=running.auth())
+    version = response.json()["details"]["components"]["knowledge"]["version"]
+    key = ResponseCache.key(
+        REFUND_QUESTION,
+        version=version,
+        model=settings.openai_model,
+        knowledge=settings.chroma_collection,
+    )
 
     assert not first["cached"]
     assert again["cached"]
@@ -170,6 +167,48 @@ async def test_a_repeated_question_is_served_from_the_cache_without_a_model_call
     )
     assert second_complaint["escalated"]
     assert not second_complaint["cached"]  # escalations are never cached
+    assert 0 < await redis_client.ttl(key) <= 120  # stored under its key, with TRIA_CACHE_TTL
+
+
+async def test_a_follow_up_is_only_replayed_after_the_same_conversation(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    follow_up = "And when will the refund arrive?"
+    async with chat_app(chat_settings()) as running:
+        client = running.client
+        returns = await say(client, REFUND_QUESTION)
+        after_returns = await say(client, follow_up, returns["session_id"])
+        passwords = await say(client, "How do I reset my password?")
+        after_passwords = await say(client, follow_up, passwords["session_id"])
+        replayed = await say(client, REFUND_QUESTION)
+        after_replayed = await say(client, follow_up, replayed["session_id"])
+
+    assert not after_returns["cached"]
+    assert not after_passwords["cached"]  # "that" is something else in this conversation
+    assert replayed["cached"]
+    assert after_replayed["cached"]  # the same conversation so far: the same answer
+    assert after_replayed["reply"] == after_returns["reply"]
+
+
+async def test_concurrent_turns_of_one_session_are_all_kept_in_order(
+    chat_settings: Callable[..., Settings], redis_client: Redis
+) -> None:
+    async with chat_app(chat_settings(TRIA_SESSION_HISTORY="10")) as running:
+        client = running.client
+        session_id = (await say(client, "Hello"))["session_id"]
+        messages = [f"Zebra quokka number {n}" for n in range(8)]
+        replies = await asyncio.gather(*(say(client, m, session_id) for m in messages))
+        await say(client, "Zebra quokka at last", session_id)  # sees the window they left
+        listed = await client.get(f"/api/v1/sessions/{session_id}/messages")
+        hot = await hot_window(redis_client, session_id)
+
+    stored = MessagesBody.model_validate(listed.json()).messages
+    assert {r["session_id"] for r in replies} == {session_id}
+    assert [m.role for m in stored] == ["user", "assistant"] * 10
+    assert sorted(m.content for m in stored[2:-2:2]) == sorted(messages)  # none lost
+    for question, answer in zip(stored[::2], stored[1::2], strict=True):
+        assert question.content in answer.content or question.content == "Hello"
+    assert [(m["id"], m["content"]) for m in hot] == [(m.id, m.content) for m in stored[-10:]]
 
 
 async def test_reindexing_picks_up_a_change_and_new_knowledge_is_not_served_stale(
@@ -266,6 +305,29 @@ async def test_invalid_input_is_a_422_naming_the_problem(
     assert all("input" not in error for error in detail)  # the client's text is not echoed
 
 
+async def test_a_body_larger_than_any_valid_request_is_refused_before_it_is_read(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    async def chunked() -> AsyncIterator[bytes]:
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b" " * 65536
+
+    headers = {"Content-Type": "application/json"}
+    escaped = json.dumps({"message": "\U0001f600" * 4000}).encode()  # 12 bytes a character
+    async with chat_app(chat_settings()) as running:
+        client = running.client
+        declared = await client.post(
+            "/api/v1/chat", content=b" " * (MAX_BODY_BYTES + 1), headers=headers
+        )
+        streamed = await client.post("/api/v1/chat", content=chunked(), headers=headers)
+        largest = await client.post("/api/v1/chat", content=escaped, headers=headers)
+
+    for refused in (declared, streamed):
+        assert refused.status_code == 413
+        assert refused.json() == {"detail": f"request body larger than {MAX_BODY_BYTES} bytes"}
+    assert largest.status_code == 200, largest.text  # the longest valid message still fits
+
+
 async def test_unknown_or_malformed_session_ids_and_headers(
     chat_settings: Callable[..., Settings],
 ) -> None:
@@ -311,7 +373,7 @@ async def test_a_synthetic_session_is_marked_and_deleted_everywhere_by_an_admin(
         again = await client.delete(path, headers=running.auth())  # the diagnostics token too
         listed = await client.get(f"{path}/messages")
         hot = await redis_client.exists(
-            f"tria:session:{session_id}", f"tria:session:{session_id}:messages"
+            SESSION_KEY.format(id=session_id), WINDOW_KEY.format(id=session_id)
         )
 
     assert created.json()["escalated"]
@@ -349,7 +411,14 @@ async def test_diagnostics_show_every_component_section(
         lifecycle = running.lifecycle.registered
 
     components = response.json()["details"]["components"]
-    assert set(components) == {"knowledge", "sessions", "cache", "rate_limiter", "agent"}
+    assert set(components) == {
+        "knowledge",
+        "sessions",
+        "cache",
+        "rate_limiter",
+        "agent",
+        "redis_guard",
+    }
     knowledge = components["knowledge"]
     assert (knowledge["status"], knowledge["chunks"], knowledge["documents"]) == ("pass", 6, 3)
     assert knowledge["last_ingest"]["added"] == 3
@@ -361,6 +430,8 @@ async def test_diagnostics_show_every_component_section(
     assert limiter["rejections"] == 0
     assert components["agent"]["turns"] == 2
     assert components["sessions"]["created"] == 2
+    guard = components["redis_guard"]
+    assert (guard["status"], guard["failures"], guard["skipped_calls"]) == ("pass", {}, {})
     assert lifecycle == ["clients", "health-monitor", "chat"]
 
 
@@ -368,7 +439,7 @@ def test_openapi_declares_every_response_a_client_can_cause() -> None:
     schema = create_app(monitor=HealthMonitor(), lifecycle=LifecycleManager()).openapi()
     paths = schema["paths"]
     chat = paths["/api/v1/chat"]["post"]["responses"]
-    assert set(chat) == {"200", "404", "422", "429", "503"}
+    assert set(chat) == {"200", "404", "413", "422", "429", "503"}
     assert "Retry-After" in chat["429"]["headers"]
     assert "RateLimit-Remaining" in chat["200"]["headers"]
     assert set(paths["/api/v1/sessions/{session_id}/messages"]["get"]["responses"]) == {

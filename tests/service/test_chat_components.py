@@ -4,22 +4,40 @@ against the stand-in, fallbacks, citation parsing and cache keys."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 from tria_service.chat import AsyncCustomerServiceAgent, Intent, IntentClassifier, SessionManager
 from tria_service.chat.cache import ResponseCache, normalise
 from tria_service.chat.knowledge import SearchHit
 from tria_service.chat.prompts import cited, user_prompt
+from tria_service.chat.sessions import SESSION_KEY, TurnRecord
+from tria_service.clients import Clients
 from tria_service.config import Settings
 
-# Messages a customer means unambiguously: each must clear TRIA_ESCALATION_CONFIDENCE's default.
+# Messages a customer means unambiguously (the first six are the deployment suite's known
+# messages): each must get its intent with a confidence above TRIA_ESCALATION_CONFIDENCE's default.
 CLEAR = {
-    "Where is my order? I need the tracking number for my parcel": Intent.ORDER_STATUS,
-    "I was charged twice for my subscription and want a refund": Intent.BILLING,
-    "The app crashes with an error message when I log in": Intent.TECHNICAL_SUPPORT,
-    "This is unacceptable, your service is terrible and I am angry": Intent.COMPLAINT,
-    "I want to speak to a real person, a human agent please": Intent.HUMAN_HANDOFF,
-    "Hello, what are your opening hours?": Intent.GENERAL,
+    "Where is my order NW-10482? The tracking number has not updated since Monday.": (
+        Intent.ORDER_STATUS
+    ),
+    "I was charged twice for the same order, please refund the extra payment.": Intent.BILLING,
+    "The app crashes every time I open it on my phone.": Intent.TECHNICAL_SUPPORT,
+    "This is unacceptable, I am very unhappy with your terrible service and want to complain.": (
+        Intent.COMPLAINT
+    ),
+    "Please let me speak to a human agent.": Intent.HUMAN_HANDOFF,
+    "What are your opening hours on Sunday?": Intent.GENERAL,
+    "How do I get a VAT invoice for my order?": Intent.BILLING,
+    "Can I pay in instalments with Klarna?": Intent.BILLING,
+    "Do you accept PayPal?": Intent.BILLING,
+    "How do I turn on two-factor authentication?": Intent.TECHNICAL_SUPPORT,
+    "I did not receive my verification code": Intent.TECHNICAL_SUPPORT,
+    "What delivery options do you have?": Intent.ORDER_STATUS,
+    "Your delivery driver was rude and I am very disappointed": Intent.COMPLAINT,
+    "Can I talk to a real person?": Intent.HUMAN_HANDOFF,
+    "How do I delete my personal data?": Intent.GENERAL,
+    "What is your phone number?": Intent.GENERAL,
 }
 
 
@@ -43,6 +61,21 @@ async def test_clear_messages_are_classified_above_the_escalation_threshold(
         assert seed_env.tria_escalation_confidence <= result.confidence <= 1, message
 
 
+async def test_everyday_words_do_not_make_a_message_a_complaint_or_a_handoff(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    # "fed up" among the complaint phrases once made any message with "up" in it a complaint.
+    classifier = IntentClassifier(settings=chat_settings())
+    try:
+        results = [
+            await classifier.classify(message)
+            for message in ("Sign me up for the newsletter", "Pick up from store?", "Thank you!")
+        ]
+    finally:
+        await classifier.close()
+    assert [r.intent for r in results if r.intent in {Intent.COMPLAINT, Intent.HUMAN_HANDOFF}] == []
+
+
 async def test_a_failed_classification_falls_back_to_general_saying_why(
     seed_env: Settings,
 ) -> None:
@@ -56,6 +89,21 @@ async def test_a_failed_classification_falls_back_to_general_saying_why(
     assert (result.intent, result.confidence) == (Intent.GENERAL, 0.0)
     assert result.error is not None
     assert result.error.startswith("openai: HTTP 404")
+
+
+async def test_an_invalid_classification_answer_falls_back_to_general_saying_why(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    # 16 tokens cut the stand-in's JSON answer short: a real invalid answer, not a mocked one.
+    settings = chat_settings(TRIA_AGENT_MAX_TOKENS="16")
+    classifier = IntentClassifier(settings=settings)
+    try:
+        result = await classifier.classify("Where is my order? I need the tracking number")
+    finally:
+        await classifier.close()
+    assert (result.intent, result.confidence) == (Intent.GENERAL, 0.0)
+    assert result.error is not None
+    assert result.error.startswith("invalid classification JSON (answer: Invalid JSON")
 
 
 async def test_the_agent_built_the_integration_guide_way_answers_and_persists(
@@ -86,6 +134,30 @@ async def test_the_agent_built_the_integration_guide_way_answers_and_persists(
     ]
 
 
+def turn_record(message: str) -> TurnRecord:
+    return TurnRecord(message, "general", 0.9, f"Reply to {message}", {}, None, 0)
+
+
+async def test_a_window_redis_lost_is_rebuilt_not_rewritten_from_a_stale_turn(
+    chat_settings: Callable[..., Settings], migrated: None
+) -> None:
+    clients = Clients(chat_settings())
+    sessions = SessionManager(clients=clients)
+    try:
+        session = sessions.start(f"test-{uuid.uuid4().hex}")
+        await sessions.record(session, turn_record("first"))
+        one, other = await sessions.open(session.id), await sessions.open(session.id)
+        await sessions.record(one, turn_record("second"))
+        await clients.redis.delete(SESSION_KEY.format(id=session.id))  # expired, say
+        await sessions.record(other, turn_record("third"))  # `other` never saw "second"
+        reopened = await sessions.open(session.id)
+        stored = await sessions.messages(session.id)
+    finally:
+        await clients.close()
+    assert [m.content for m in stored if m.role == "user"] == ["first", "second", "third"]
+    assert [(m.id, m.content) for m in reopened.history] == [(m.id, m.content) for m in stored]
+
+
 def test_only_explicit_citations_of_retrieved_articles_count_in_citation_order() -> None:
     hits = [hit("returns"), hit("payments"), hit("passwords")]
     reply = (
@@ -96,9 +168,9 @@ def test_only_explicit_citations_of_retrieved_articles_count_in_citation_order()
     assert cited("Our returns and payments pages explain it.", hits) == []
 
 
-def test_the_prompt_carries_each_passage_under_its_source_line() -> None:
+def test_the_prompt_carries_each_passage_under_its_source_line_led_by_its_section() -> None:
     prompt = user_prompt("When do refunds arrive?", [hit("returns", "Refunds take 5 days.")])
-    assert "Source: returns\nRefunds take 5 days." in prompt
+    assert "### Returns\nSource: returns\nSection — Refunds take 5 days." in prompt
     assert prompt.endswith("Question: When do refunds arrive?")
     assert user_prompt("Hello", []) == "Hello"
 
@@ -115,12 +187,14 @@ def test_cache_keys_ignore_case_spacing_and_closing_punctuation(variant: str) ->
     assert normalise(variant) == "how long do refunds take"
 
 
-def test_cache_keys_change_with_the_knowledge_version_model_and_collection() -> None:
+def test_cache_keys_change_with_the_knowledge_version_model_collection_and_conversation() -> None:
     keys = {
         ResponseCache.key("q", version="v1", model="m", knowledge="kb"),
         ResponseCache.key("q", version="v2", model="m", knowledge="kb"),
         ResponseCache.key("q", version="v1", model="m2", knowledge="kb"),
         ResponseCache.key("q", version="v1", model="m", knowledge="other"),
         ResponseCache.key("q", version="v1", model="m", knowledge=None),
+        ResponseCache.key("q", version="v1", model="m", knowledge="kb", conversation=["user: a"]),
+        ResponseCache.key("q", version="v1", model="m", knowledge="kb", conversation=["user: b"]),
     }
-    assert len(keys) == 5
+    assert len(keys) == 7

@@ -1,10 +1,11 @@
-"""Chat when things break: a service restart, a Redis flush, OpenAI failing or hanging, OpenAI down
-at startup, PostgreSQL lost, no knowledge to load. Real servers; the broken ones are the test's."""
+"""Chat when things break: a service restart, Redis flushed or hung, OpenAI failing or hanging,
+OpenAI down at startup, PostgreSQL lost, no knowledge to load. Real servers; the broken ones are
+the test's."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +24,9 @@ from tests.service.helpers import (
     NO_DRAIN_DELAY,
     InProcessApp,
     bearer,
+    frozen,
+    hot_window,
+    say,
     serve_in_process,
     set_fault_async,
     standin_stats,
@@ -33,18 +37,6 @@ if TYPE_CHECKING:
 
 QUESTION = "How long do refunds take to arrive?"
 GRACEFUL = "technical problem"
-
-
-async def turn(
-    client: httpx.AsyncClient, message: str, session_id: str | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"message": message}
-    if session_id is not None:
-        body["session_id"] = session_id
-    response = await client.post("/api/v1/chat", json=body)
-    assert response.status_code == 200, response.text
-    reply: dict[str, Any] = response.json()
-    return reply
 
 
 async def components(running: InProcessApp) -> dict[str, Any]:
@@ -87,8 +79,8 @@ async def test_sessions_survive_a_restart_of_the_service_process(
     server = await started()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            first = await turn(client, "Hello")
-            await turn(client, QUESTION, first["session_id"])
+            first = await say(client, "Hello")
+            await say(client, QUESTION, first["session_id"])
     finally:
         await asyncio.to_thread(server.stop)
     embeddings = (await standin_stats(standin))["embeddings"]
@@ -97,7 +89,7 @@ async def test_sessions_survive_a_restart_of_the_service_process(
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             ready_embeddings = (await standin_stats(standin))["embeddings"]
-            third = await turn(client, "My account is locked", first["session_id"])
+            third = await say(client, "My account is locked", first["session_id"])
             listed = await client.get(f"/api/v1/sessions/{first['session_id']}/messages")
             diagnostics = await client.get("/api/v1/health/diagnostics", headers=bearer(env))
     finally:
@@ -117,25 +109,76 @@ async def test_a_session_is_rebuilt_from_postgres_after_a_redis_flush(
     own = fresh_deps("redis")
     async with serve_in_process(chat_settings(REDIS_URL=own.redis_url)) as running:
         client = running.client
-        first = await turn(client, "Hello")
+        first = await say(client, "Hello")
         session_id = first["session_id"]
-        await turn(client, QUESTION, session_id)
+        await say(client, QUESTION, session_id)
         redis = Redis.from_url(own.redis_url, decode_responses=True)
         try:
             await redis.flushdb()
-            after = await turn(client, "My account is locked", session_id)
-            hot = await redis.lrange(f"tria:session:{session_id}:messages", 0, -1)
+            after = await say(client, "My account is locked", session_id)
+            hot = await hot_window(redis, session_id)
         finally:
             await redis.aclose()
         sessions = (await components(running))["sessions"]
 
     assert after["session_id"] == session_id
-    assert [json.loads(m)["content"] for m in hot][::2] == [
+    assert [m["content"] for m in hot][::2] == [
         "Hello",
         QUESTION,
         "My account is locked",
     ]
     assert sessions["rebuilt_from_database"] == 1
+
+
+async def test_a_hung_redis_costs_one_timeout_not_one_per_call_and_is_used_again_once_back(
+    chat_settings: Callable[..., Settings], fresh_deps: FreshDeps
+) -> None:
+    own = fresh_deps("redis")
+    server = own.servers.redis
+    assert server is not None
+    settings = chat_settings(REDIS_URL=own.redis_url, TRIA_TIMEOUT_REDIS="1.5")
+    async with serve_in_process(settings) as running:
+        client = running.client
+        session_id = (await say(client, "Hello"))["session_id"]
+        server.process.pause()
+        try:
+            started = time.monotonic()
+            same = await say(client, QUESTION, session_id)
+            new = await say(client, QUESTION)
+            elapsed = time.monotonic() - started
+            hung = await running.app.state.chat.redis_guard.diagnostics()  # no I/O: as it is now
+        finally:
+            server.process.resume()
+        await asyncio.sleep(settings.tria_timeout_redis + 0.2)  # the guard's cooldown
+        back = await say(client, "My account is locked", session_id)
+        healed = await say(client, "Thanks", session_id)
+        listed = await client.get(f"/api/v1/sessions/{session_id}/messages")
+        sections = await components(running)
+        redis = Redis.from_url(own.redis_url, decode_responses=True)
+        try:
+            hot = await hot_window(redis, session_id)
+        finally:
+            await redis.aclose()
+
+    assert (same["session_id"], same["sources"][0]["source_id"]) == (session_id, "returns")
+    assert new["sources"] == same["sources"]
+    # Only the first Redis call waited; every later one was skipped (about ten of them).
+    assert hung["bypassing"]
+    assert hung["failures"] == {"rate_limit": 1}
+    assert sum(hung["skipped_calls"].values()) >= 8
+    assert elapsed < 4 * settings.tria_timeout_redis  # was ~2 × 7 × 2 timeouts before
+    assert not back["cached"]
+    assert not healed["cached"]
+    users = [m["content"] for m in listed.json()["messages"] if m["role"] == "user"]
+    assert users == ["Hello", QUESTION, "My account is locked", "Thanks"]
+    # the window the outage left short was dropped and rebuilt, not served stale
+    assert [m["content"] for m in hot] == [m["content"] for m in listed.json()["messages"]]
+    assert {name: sections[name]["status"] for name in ("redis_guard", "sessions", "cache")} == {
+        "redis_guard": "pass",
+        "sessions": "pass",
+        "cache": "pass",
+    }
+    assert sections["sessions"]["rebuilt_from_database"] >= 2
 
 
 async def test_openai_failing_or_hanging_gets_a_graceful_escalated_reply(
@@ -152,13 +195,13 @@ async def test_openai_failing_or_hanging_gets_a_graceful_escalated_reply(
     )
     async with serve_in_process(settings) as running:
         client = running.client
-        answered = await turn(client, QUESTION)
+        answered = await say(client, QUESTION)
         await set_fault_async(standin, "500")
-        failing = await turn(client, "My account is locked, what can I do?")
+        failing = await say(client, "My account is locked, what can I do?")
         await set_fault_async(standin, "hang")
-        hanging = await turn(client, "My account is locked, what can I do?")
+        hanging = await say(client, "My account is locked, what can I do?")
         await set_fault_async(standin, "none")
-        recovered = await turn(client, "My account is locked, what can I do?")
+        recovered = await say(client, "My account is locked, what can I do?")
         agent = (await components(running))["agent"]
 
     assert answered["sources"]
@@ -192,11 +235,11 @@ async def test_openai_down_at_startup_skips_ingestion_until_a_reindex(
     async with serve_in_process(settings) as running:
         client = running.client
         skipped = (await components(running))["knowledge"]
-        graceful = await turn(client, QUESTION)
+        graceful = await say(client, QUESTION)
         refused = await client.post("/api/v1/knowledge/reindex", headers=running.auth())
         await set_fault_async(standin, "none")
         reindexed = await client.post("/api/v1/knowledge/reindex", headers=running.auth())
-        answered = await turn(client, QUESTION)
+        answered = await say(client, QUESTION)
         loaded = (await components(running))["knowledge"]
 
     assert (skipped["status"], skipped["chunks"]) == ("warn", 0)
@@ -218,7 +261,7 @@ async def test_losing_postgres_answers_503_never_500(
     own = fresh_deps("postgres")
     assert own.servers.postgres is not None
     async with serve_in_process(chat_settings(DATABASE_URL=own.database_url)) as running:
-        first = await turn(running.client, "Hello")
+        first = await say(running.client, "Hello")
         own.servers.postgres.kill()
         new_session = await running.client.post("/api/v1/chat", json={"message": "Hello"})
         same_session = await running.client.post(
@@ -231,6 +274,33 @@ async def test_losing_postgres_answers_503_never_500(
         assert response.status_code == 503, response.text
         assert response.json()["detail"].startswith("storage unavailable: database:")
         assert response.headers["Retry-After"]
+
+
+async def test_a_hung_postgres_answers_503_within_the_command_timeout_never_500(
+    chat_settings: Callable[..., Settings], fresh_deps: FreshDeps
+) -> None:
+    own = fresh_deps("postgres")
+    server = own.servers.postgres
+    assert server is not None
+    settings = chat_settings(DATABASE_URL=own.database_url, TRIA_DB_COMMAND_TIMEOUT="2")
+    async with serve_in_process(settings) as running:
+        first = await say(running.client, "Hello")
+        with frozen(server.process.pid):
+            started = time.monotonic()
+            turn = await running.client.post(
+                "/api/v1/chat", json={"message": "Hello", "session_id": first["session_id"]}
+            )
+            elapsed = time.monotonic() - started
+        after = await running.client.post(
+            "/api/v1/chat", json={"message": "Hello", "session_id": first["session_id"]}
+        )
+
+    assert turn.status_code == 503, turn.text
+    assert turn.json()["detail"].startswith("storage unavailable: database: no answer within 2s")
+    assert "TRIA_DB_COMMAND_TIMEOUT" in turn.json()["detail"]
+    # one bound for the whole turn's storage: not the statement's, then the release's again
+    assert elapsed < 1.75 * settings.tria_db_command_timeout
+    assert after.status_code == 200, after.text
 
 
 async def test_no_knowledge_to_load_refuses_startup_when_openai_and_chroma_are_critical(

@@ -1,14 +1,14 @@
 """The chat API: a conversation turn, a session's messages, deleting a session, reindexing.
 
 Every response a client can cause is declared in the OpenAPI schema with its body: 404 for an
-unknown session, 422 for invalid input, 429 with Retry-After over a rate limit, 401 without the
-admin token, 503 when nothing could be made durable. Chat responses carry RateLimit-* headers.
+unknown session, 422 for invalid input, 413 for a body larger than any valid one, 429 with
+Retry-After over a rate limit, 401 without the admin token, 503 when nothing could be made durable.
+Chat responses carry RateLimit-* headers.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
+from tria_service.api.auth import require_bearer
+from tria_service.api.drain import RETRY_AFTER_SECONDS
 from tria_service.api.health import ErrorBody
 from tria_service.chat.agent import ChatReply
 from tria_service.chat.components import ChatComponents
@@ -36,7 +38,6 @@ from tria_service.chat.sessions import StoredMessage
 
 # Upper bound of TRIA_CHAT_MAX_MESSAGE_CHARS; the configured limit is checked per request.
 MESSAGE_HARD_LIMIT = 100_000
-RETRY_AFTER_SECONDS = 5
 ADMIN_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tria-admin"'}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUTHY = frozenset({"1", "true", "yes"})
@@ -166,17 +167,10 @@ def require_admin_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
 ) -> None:
-    """Bearer TRIA_ADMIN_TOKEN or TRIA_DIAGNOSTICS_TOKEN; every token compared in constant time."""
+    """Bearer TRIA_ADMIN_TOKEN or TRIA_DIAGNOSTICS_TOKEN."""
     settings = request.app.state.settings
-    given = credentials.credentials.encode() if credentials is not None else b""
-    tokens = [settings.tria_diagnostics_token, settings.tria_admin_token]
-    matches = [
-        secrets.compare_digest(given, token.get_secret_value().encode())
-        for token in tokens
-        if token is not None
-    ]
-    if not given or not any(matches):
-        raise HTTPException(401, "unauthorized", headers=ADMIN_UNAUTHORIZED_HEADERS)
+    accepted = [settings.tria_diagnostics_token, settings.tria_admin_token]
+    require_bearer(credentials, accepted, ADMIN_UNAUTHORIZED_HEADERS)
 
 
 Components = Annotated[ChatComponents, Depends(_components)]
@@ -190,6 +184,7 @@ Admin = [Depends(require_admin_token)]
     responses={
         200: {"headers": _RATE_HEADERS},
         **_NOT_FOUND,
+        413: {"model": ErrorBody, "description": "request body larger than any valid request"},
         429: {
             "model": RateLimitedBody,
             "description": "over the session's or the client's rate limit",

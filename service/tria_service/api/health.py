@@ -6,16 +6,16 @@ fail answers 503, so orchestrators can act on the status code alone and people o
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, params
+from fastapi import APIRouter, Depends, Request, Response, params
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, ConfigDict, Field
 
+from tria_service.api.auth import require_bearer
 from tria_service.metrics import ServiceMetrics
 from tria_service.production.health_monitor import HealthMonitor
 
@@ -124,12 +124,10 @@ def require_diagnostics_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Bearer TRIA_DIAGNOSTICS_TOKEN, compared in constant time; a 401 says nothing more."""
+    """Bearer TRIA_DIAGNOSTICS_TOKEN; a 401 says nothing more."""
     settings = getattr(request.app.state, "settings", None)
-    expected = settings.tria_diagnostics_token.get_secret_value().encode() if settings else b""
-    given = credentials.credentials.encode() if credentials is not None else b""
-    if not expected or not secrets.compare_digest(given, expected):
-        raise HTTPException(status_code=401, detail="unauthorized", headers=UNAUTHORIZED_HEADERS)
+    accepted = [settings.tria_diagnostics_token] if settings is not None else []
+    require_bearer(credentials, accepted, UNAUTHORIZED_HEADERS)
 
 
 Monitor = Annotated[HealthMonitor, Depends(_monitor)]

@@ -24,7 +24,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from tria_service.chat import prompts
 from tria_service.chat.cache import CachedAnswer, CachedSource, ResponseCache
-from tria_service.chat.errors import RateLimitedError, SessionNotFoundError, describe_error
+from tria_service.chat.errors import RateLimitedError, SessionNotFoundError
 from tria_service.chat.intents import Classification, Intent, IntentClassifier
 from tria_service.chat.knowledge import KnowledgeBase, SearchHit
 from tria_service.chat.rate_limit import RateDecision, RateLimiter
@@ -32,6 +32,7 @@ from tria_service.chat.resources import Resources, resolve
 from tria_service.chat.sessions import Session, SessionManager, TurnRecord
 from tria_service.clients import Clients
 from tria_service.config import Settings
+from tria_service.production.failures import describe_error
 
 # Intents whose questions the help centre should answer: a reply citing nothing is a failed turn.
 KNOWLEDGE_INTENTS = frozenset({Intent.ORDER_STATUS, Intent.BILLING, Intent.TECHNICAL_SUPPORT})
@@ -134,8 +135,8 @@ class AsyncCustomerServiceAgent:
             api_key, base_url=base_url, clients=shared
         )
         self.sessions = sessions or SessionManager(clients=shared)
-        self.cache = cache or ResponseCache(shared.redis, config)
-        self.rate_limiter = rate_limiter or RateLimiter(shared.redis, config)
+        self.cache = cache or ResponseCache(shared.redis_guard, config)
+        self.rate_limiter = rate_limiter or RateLimiter(shared.redis_guard, config)
         self._counters = _Counters()
 
     async def close(self) -> None:
@@ -161,7 +162,7 @@ class AsyncCustomerServiceAgent:
             except SessionNotFoundError as exc:
                 exc.rate = rate
                 raise
-        cache_key = await self._cache_key(message)
+        cache_key = await self._cache_key(message, session)
         outcome = await self._cached(cache_key) if cache_key else None
         if outcome is None:
             outcome = await self._answer_turn(session, message)
@@ -248,14 +249,19 @@ class AsyncCustomerServiceAgent:
             ),
         )
 
-    async def _cache_key(self, message: str) -> str | None:
+    async def _cache_key(self, message: str, session: Session) -> str | None:
         if not self.enable_cache:
             return None
         version = await self.knowledge_base.version() if self.enable_rag else NO_VERSION
         if version is None:  # the knowledge in use is unknown: neither serve nor store
             return None
-        knowledge = self.knowledge_base.collection if self.enable_rag else None
-        return self.cache.key(message, version=version, model=self.model, knowledge=knowledge)
+        return self.cache.key(
+            message,
+            version=version,
+            model=self.model,
+            knowledge=self.knowledge_base.collection if self.enable_rag else None,
+            conversation=[f"{m.role}: {m.content}" for m in session.history],
+        )
 
     async def _cached(self, key: str) -> _Outcome | None:
         hit = await self.cache.get(key)

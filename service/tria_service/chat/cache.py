@@ -1,33 +1,31 @@
 """Answers to repeated questions, cached in Redis with a TTL.
 
-The key is a digest of the normalised question, the knowledge version and the model (with the
-collection, and whether answers draw on it), so a reindex or a model change never serves an answer
-built from something else, and services sharing a Redis with other collections keep apart. Only
-answers worth repeating are stored: never an escalation or a failure. A Redis failure is a miss,
-never an error.
+The key is a digest of the normalised question, the knowledge version, the model, the collection
+(when answers draw on one) and the conversation before the question: a follow-up such as "how long
+does that take?" means something else in every conversation, so it is only replayed where the
+conversation was the same. A reindex or a model change never serves an answer built from something
+else. Only answers worth repeating are stored: never an escalation or a failure. Redis failing is a
+miss, never an error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import redis.exceptions
-import structlog
 from pydantic import BaseModel, ValidationError
-from redis.asyncio import Redis
 
-from tria_service.chat.errors import describe_error
 from tria_service.chat.intents import Intent
 from tria_service.config import Settings
+from tria_service.redis_guard import RedisGuard
 
 KEY = "tria:answer:{digest}"
 _SPACE = re.compile(r"\s+")
 _TRAILING = re.compile(r"[\s?!.…]+$")
-
-log = structlog.get_logger(__name__)
 
 
 class CachedSource(BaseModel):
@@ -49,7 +47,6 @@ class _Counters:
     hits: int = 0
     misses: int = 0
     stores: int = 0
-    errors: int = 0
 
 
 def normalise(question: str) -> str:
@@ -60,24 +57,29 @@ def normalise(question: str) -> str:
 class ResponseCache:
     """Get and put answers; counts hits and misses for diagnostics."""
 
-    def __init__(self, redis_client: Redis, settings: Settings) -> None:
+    def __init__(self, guard: RedisGuard, settings: Settings) -> None:
         self.ttl = settings.tria_cache_ttl
-        self.settings = settings
-        self._redis = redis_client
+        self._guard = guard
         self._counters = _Counters()
 
     @staticmethod
-    def key(question: str, *, version: str, model: str, knowledge: str | None) -> str:
-        """``knowledge`` is the collection answers draw on, None when they draw on none."""
-        material = "\n".join([model, knowledge or "", version, normalise(question)])
+    def key(
+        question: str,
+        *,
+        version: str,
+        model: str,
+        knowledge: str | None,
+        conversation: Sequence[str] = (),
+    ) -> str:
+        """``knowledge`` is the collection answers draw on, None when they draw on none;
+        ``conversation`` the messages sent before the question, oldest first."""
+        earlier = hashlib.sha256(json.dumps(list(conversation)).encode()).hexdigest()
+        material = "\n".join([model, knowledge or "", version, earlier, normalise(question)])
         return KEY.format(digest=hashlib.sha256(material.encode()).hexdigest())
 
     async def get(self, key: str) -> CachedAnswer | None:
-        try:
-            raw = await self._redis.get(key)
-        except redis.exceptions.RedisError as exc:
-            self._trouble("get", exc)
-            return None
+        """The answer stored under ``key``; None on a miss, or when Redis cannot be asked."""
+        raw = await self._guard.run("cache_get", lambda redis: redis.get(key), None)
         answer = _parse(raw) if isinstance(raw, str) else None
         if answer is None:
             self._counters.misses += 1
@@ -86,26 +88,23 @@ class ResponseCache:
         return answer
 
     async def put(self, key: str, answer: CachedAnswer) -> None:
-        try:
-            await self._redis.set(key, answer.model_dump_json(), ex=self.ttl)
-        except redis.exceptions.RedisError as exc:
-            self._trouble("put", exc)
-            return
-        self._counters.stores += 1
+        """Store ``answer`` for TRIA_CACHE_TTL seconds (best effort)."""
+        value = answer.model_dump_json()
+        stored = await self._guard.run(
+            "cache_put", lambda redis: redis.set(key, value, ex=self.ttl), None
+        )
+        if stored:
+            self._counters.stores += 1
 
     async def diagnostics(self) -> dict[str, Any]:
         counters = self._counters
         lookups = counters.hits + counters.misses
         return {
-            "status": "pass" if counters.errors == 0 else "warn",
+            "status": "warn" if self._guard.bypassing else "pass",
             "ttl_s": self.ttl,
             **asdict(counters),
             "hit_ratio": round(counters.hits / lookups, 4) if lookups else None,
         }
-
-    def _trouble(self, action: str, exc: BaseException) -> None:
-        self._counters.errors += 1
-        log.warning("cache.redis_failed", action=action, error=describe_error(exc, self.settings))
 
 
 def _parse(raw: str) -> CachedAnswer | None:

@@ -29,6 +29,7 @@ from tria_service.production.health_monitor import HealthMonitor
 from tria_service.production.lifecycle_manager import LifecycleManager
 from tria_service.production.probes import ProbeResult, ServiceStatus
 from tria_service.production.startup_orchestrator import StartupError
+from tria_service.redis_guard import RedisGuard
 
 KNOWLEDGE_NEEDS = (Dependency.DATABASE, Dependency.OPENAI, Dependency.CHROMA)
 
@@ -46,6 +47,7 @@ class ChatComponents:
     cache: ResponseCache
     rate_limiter: RateLimiter
     agent: AsyncCustomerServiceAgent
+    redis_guard: RedisGuard
 
     @classmethod
     def build(cls, settings: Settings, clients: Clients) -> ChatComponents:
@@ -55,8 +57,8 @@ class ChatComponents:
             api_key, settings.openai_model, settings.tria_classifier_temperature, clients=clients
         )
         sessions = SessionManager(clients=clients)
-        cache = ResponseCache(clients.redis, settings)
-        rate_limiter = RateLimiter(clients.redis, settings)
+        cache = ResponseCache(clients.redis_guard, settings)
+        rate_limiter = RateLimiter(clients.redis_guard, settings)
         agent = AsyncCustomerServiceAgent(
             api_key=api_key,
             model=settings.openai_model,
@@ -72,7 +74,8 @@ class ChatComponents:
             cache=cache,
             rate_limiter=rate_limiter,
         )
-        return cls(settings, knowledge, classifier, sessions, cache, rate_limiter, agent)
+        guard = clients.redis_guard
+        return cls(settings, knowledge, classifier, sessions, cache, rate_limiter, agent, guard)
 
     async def start(
         self,
@@ -87,6 +90,7 @@ class ChatComponents:
         monitor.register_component("cache", self.cache.diagnostics)
         monitor.register_component("rate_limiter", self.rate_limiter.diagnostics)
         monitor.register_component("agent", self.agent.diagnostics)
+        monitor.register_component("redis_guard", self.redis_guard.diagnostics)
         if self.settings.tria_enable_rag:
             await self._load_knowledge(startup_results)
 

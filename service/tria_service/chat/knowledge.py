@@ -23,11 +23,12 @@ from typing import Any, TypeVar
 import structlog
 
 from tria_service.chat.articles import Article, Chunk, Folder, read_folder
-from tria_service.chat.errors import KnowledgeError, describe_error
+from tria_service.chat.errors import KnowledgeError
 from tria_service.chat.resources import Resources, resolve
 from tria_service.chroma_http import ChromaNotFoundError
 from tria_service.clients import Clients
 from tria_service.config import Settings
+from tria_service.production.failures import describe_error
 
 T = TypeVar("T")
 VERSION_KEY = "tria:knowledge:{collection}:version"
@@ -318,11 +319,10 @@ class KnowledgeBase:
 
     async def version(self) -> str | None:
         """The knowledge version answers are cached under; None when it cannot be known now."""
-        try:
-            shared = await self._clients.redis.get(self._version_key)
-        except Exception as exc:
-            log.warning("knowledge.version_unshared", error=describe_error(exc, self.settings))
-            shared = None
+        key = self._version_key
+        shared = await self._clients.redis_guard.run(
+            "knowledge_version", lambda redis: redis.get(key), None
+        )
         if isinstance(shared, str):
             return shared
         if self._version is None:
@@ -335,11 +335,12 @@ class KnowledgeBase:
         return self._version
 
     async def _publish_version(self, version: str) -> None:
+        """Share the version; this instance keeps its own copy should Redis not take it."""
         self._version = version
-        try:
-            await self._clients.redis.set(self._version_key, version)
-        except Exception as exc:  # the local version still serves this instance
-            log.warning("knowledge.version_unshared", error=describe_error(exc, self.settings))
+        key = self._version_key
+        await self._clients.redis_guard.run(
+            "knowledge_version", lambda redis: redis.set(key, version), None
+        )
 
     # ---------------------------------------------------------------- diagnostics
 

@@ -1,8 +1,12 @@
 """What the agent says to the model and to the customer: prompts, fixed replies, citations.
 
-Retrieved passages travel in the user message as a ``Context:`` block (each under a heading and a
-``Source: <id>`` line) followed by ``Question:``, a layout models follow well; the reply cites
-passages as ``(source: <id>)``, which is how the sources actually used are read back.
+Retrieved passages travel in the user message as a ``Context:`` block followed by ``Question:``, a
+layout models follow well. Each passage is its article's title as a heading, a ``Source: <id>``
+line, then the section's name leading into its text: a section often states its topic only in its
+name ("Opening hours" over "We are available from 8am to 8pm"), and a heading line is read as a
+label rather than as part of the passage, so the name goes with the text, as it does in what is
+embedded. The reply cites passages as ``(source: <id>)``, which is how the sources actually used
+are read back.
 """
 
 from __future__ import annotations
@@ -54,12 +58,16 @@ def user_prompt(message: str, hits: Sequence[SearchHit]) -> str:
     if not hits:
         return message
     passages = "\n\n".join(
-        f"### {hit.title} — {hit.section}\nSource: {hit.source_id}\n{hit.text}" for hit in hits
+        f"### {hit.title}\nSource: {hit.source_id}\n{_lead(hit.section)}{hit.text}" for hit in hits
     )
     return (
         "Answer from the help-centre passages below and cite each one you use as "
         f"(source: ID).\n\nContext:\n{passages}\n\nQuestion: {message}"
     )
+
+
+def _lead(section: str) -> str:
+    return f"{section} — " if section else ""
 
 
 def cited(reply: str, hits: Sequence[SearchHit]) -> list[SearchHit]:

@@ -3,8 +3,8 @@
 A window starts with its first request and lasts TRIA_RATE_LIMIT_WINDOW seconds; every request in
 it counts, so a client that keeps hammering stays limited until the window ends and then recovers.
 Both counters move in one script, so concurrent requests (on any instance) cannot slip past a
-limit. When Redis itself fails, requests are let through and the failure counted: limiting is a
-protection, not a reason to refuse service.
+limit. When Redis itself fails, requests are let through (the guard counts and logs it): limiting
+is a protection, not a reason to refuse service.
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-import redis.exceptions
-import structlog
-from redis.asyncio import Redis
-
-from tria_service.chat.errors import describe_error
 from tria_service.config import Settings
+from tria_service.redis_guard import RedisGuard
 
 Scope = Literal["session", "client"]
 SESSION_KEY = "tria:ratelimit:session:{id}"
@@ -41,8 +37,6 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,19 +65,18 @@ class RateDecision:
 class _Counters:
     allowed: int = 0
     rejected: int = 0
-    errors: int = 0
+    unchecked: int = 0
 
 
 class RateLimiter:
     """Counts requests per session and per client and says whether one more may go through."""
 
-    def __init__(self, redis_client: Redis, settings: Settings) -> None:
+    def __init__(self, guard: RedisGuard, settings: Settings) -> None:
         self.per_session = settings.tria_rate_limit_per_session
         self.per_client = settings.tria_rate_limit_per_client
         self.window = settings.tria_rate_limit_window
-        self.settings = settings
-        self._redis = redis_client
-        self._hit = redis_client.register_script(_HIT)
+        self._guard = guard
+        self._hit = guard.redis.register_script(_HIT)
         self._counters = _Counters()
 
     async def hit(self, client_id: str, session_id: UUID) -> RateDecision | None:
@@ -92,12 +85,14 @@ class RateLimiter:
             ("client", CLIENT_KEY.format(id=_digest(client_id)), self.per_client),
             ("session", SESSION_KEY.format(id=session_id), self.per_session),
         ]
-        try:
-            raw: list[int] = await self._hit(
-                keys=[key for _, key, _ in scopes], args=[self.window * 1000]
-            )
-        except redis.exceptions.RedisError as exc:
-            self._trouble(exc)
+        keys = [key for _, key, _ in scopes]
+        raw: list[int] | None = await self._guard.run(
+            "rate_limit",
+            lambda redis: self._hit(keys=keys, args=[self.window * 1000], client=redis),
+            None,
+        )
+        if raw is None:
+            self._counters.unchecked += 1
             return None
         decisions = [
             _decide(scope, limit, int(raw[2 * i]), int(raw[2 * i + 1]), self.window)
@@ -117,26 +112,20 @@ class RateLimiter:
 
     async def forget(self, session_id: UUID) -> None:
         """Drop a deleted session's counter (it would expire with its window anyway)."""
-        try:
-            await self._redis.delete(SESSION_KEY.format(id=session_id))
-        except redis.exceptions.RedisError as exc:
-            self._trouble(exc)
-
-    def _trouble(self, exc: BaseException) -> None:
-        self._counters.errors += 1
-        log.warning("rate_limit.redis_failed", error=describe_error(exc, self.settings))
+        key = SESSION_KEY.format(id=session_id)
+        await self._guard.run("rate_limit_forget", lambda redis: redis.delete(key), None)
 
     async def diagnostics(self) -> dict[str, Any]:
         counters = self._counters
         return {
-            "status": "pass" if counters.errors == 0 else "warn",
+            "status": "warn" if self._guard.bypassing else "pass",
             "algorithm": "fixed window",
             "window_s": self.window,
             "per_session": self.per_session,
             "per_client": self.per_client,
             "allowed": counters.allowed,
             "rejections": counters.rejected,
-            "redis_errors": counters.errors,
+            "let_through_unchecked": counters.unchecked,
         }
 
 

@@ -1,14 +1,18 @@
 """Conversation state: hot in Redis with a TTL, durable in PostgreSQL, written through.
 
 Every turn is committed to PostgreSQL before the reply goes out, so an acknowledged message is
-never lost; Redis holds the recent window the agent sends as context. When Redis has lost a
-session (flushed, expired, restarted) it is rebuilt from PostgreSQL on next use. Redis trouble
-is logged and worked around; PostgreSQL trouble means nothing can be acknowledged, and raises
+never lost; Redis holds the recent window the agent sends as context, as a sorted set scored by
+message id, so turns of one session finishing in any order still read back in PostgreSQL's order.
+A turn only appends to a window Redis still holds: when Redis has lost it (flushed, expired,
+restarted) the next use rebuilds it from PostgreSQL, holding the session row so that no turn
+commits between the read and the write. Redis trouble is worked around (through the clients'
+RedisGuard); PostgreSQL trouble means nothing can be acknowledged, and raises
 StorageUnavailableError.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -19,40 +23,49 @@ from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
-import redis.exceptions
 import structlog
+from redis.asyncio import Redis
 
-from tria_service.chat.errors import SessionNotFoundError, StorageUnavailableError, describe_error
+from tria_service.chat.errors import SessionNotFoundError, StorageUnavailableError
 from tria_service.chat.resources import Resources, resolve
 from tria_service.clients import Clients
 from tria_service.config import Dependency, Settings
-from tria_service.production.failures import ClientsClosedError
+from tria_service.production.failures import ClientsClosedError, describe_error
 
 Role = Literal["user", "assistant"]
-SESSION_KEY = "tria:session:{id}"
-MESSAGES_KEY = "tria:session:{id}:messages"
-_STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# v2: the window became a sorted set; new names keep instances of the old layout out of its way.
+SESSION_KEY = "tria:session:v2:{id}"
+WINDOW_KEY = "tria:session:v2:{id}:window"
+_STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
-# Append to the hot window if the session is still in Redis; otherwise write the whole window,
-# so a session Redis lost mid-turn never comes back with only its latest messages.
-# KEYS: session hash, messages list. ARGV: ttl, window, new message count, client_id, metadata,
-# created_at, failures, then the whole window (oldest first, the new messages last).
-_RECORD = """
-local ttl, window, fresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local first = 8
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  first = #ARGV - fresh + 1
+# KEYS: session hash, window (sorted set: score message id, member its JSON). ARGV: mode, ttl,
+# window size, failures, messages stored (in PostgreSQL, this turn's included), messages stored
+# before this turn, client_id, metadata, created_at, then (id, JSON) pairs. "replace" writes the
+# whole window. "append" adds a turn only to a window holding every message before it: one that
+# Redis lost, or that a skipped or reordered write left behind, is dropped (0 returned) and the
+# next use rebuilds it from PostgreSQL.
+_WRITE = """
+local mode, ttl, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if mode == 'append' then
+  if redis.call('HGET', KEYS[1], 'count') ~= ARGV[6] then
+    redis.call('DEL', KEYS[1], KEYS[2])
+    return 0
+  end
 else
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'client_id', ARGV[4], 'metadata', ARGV[5], 'created_at', ARGV[6])
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'client_id', ARGV[7], 'metadata', ARGV[8], 'created_at', ARGV[9])
 end
-redis.call('HSET', KEYS[1], 'failures', ARGV[7])
-for i = first, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-redis.call('LTRIM', KEYS[2], -window, -1)
+redis.call('HSET', KEYS[1], 'failures', ARGV[4], 'count', ARGV[5])
+for i = 10, #ARGV, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[i], ARGV[i])
+  redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -size - 1)
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 return 1
 """
+_COUNT = "SELECT count(*) FROM chat_messages WHERE session_id = $1"
 
 log = structlog.get_logger(__name__)
 
@@ -145,7 +158,6 @@ class _Counters:
     created: int = 0
     hot_hits: int = 0
     rebuilt: int = 0
-    redis_errors: int = 0
 
 
 class SessionManager:
@@ -168,7 +180,8 @@ class SessionManager:
         self.settings = self._resources.settings
         self.ttl = ttl or self.settings.tria_session_ttl
         self.window = history or self.settings.tria_session_history
-        self._record = self._clients.redis.register_script(_RECORD)
+        self._guard = self._clients.redis_guard
+        self._write = self._guard.redis.register_script(_WRITE)
         self._counters = _Counters()
 
     @property
@@ -189,9 +202,11 @@ class SessionManager:
         if session is not None:
             self._counters.hot_hits += 1
             return session
-        async with self._storage() as conn:
+        async with self._storage() as conn, conn.transaction():
+            # FOR SHARE holds off this session's turns (their UPDATE waits) until the window read
+            # here is in Redis, so none of them can commit a message the window then misses.
             row = await conn.fetchrow(
-                "SELECT client_id, metadata, created_at FROM chat_sessions WHERE id = $1",
+                "SELECT client_id, metadata, created_at FROM chat_sessions WHERE id = $1 FOR SHARE",
                 session_id,
             )
             if row is None:
@@ -202,18 +217,19 @@ class SessionManager:
                 session_id,
                 self.window,
             )
-        history = [StoredMessage.from_row(r) for r in reversed(rows)]
-        session = Session(
-            session_id,
-            row["client_id"],
-            json.loads(row["metadata"]),
-            row["created_at"],
-            history,
-            failures=_failure_run(history),
-        )
+            stored = await conn.fetchval(_COUNT, session_id)
+            history = [StoredMessage.from_row(r) for r in reversed(rows)]
+            session = Session(
+                session_id,
+                row["client_id"],
+                json.loads(row["metadata"]),
+                row["created_at"],
+                history,
+                failures=_failure_run(history),
+            )
+            await self._write_hot(session, history, stored=stored, replace=True)
         self._counters.rebuilt += 1
         log.info("session.rebuilt", session_id=str(session_id), messages=len(history))
-        await self._write_hot(session, [])
         return session
 
     async def record(self, session: Session, turn: TurnRecord) -> None:
@@ -247,12 +263,12 @@ class SessionManager:
                     turn.escalation_reason,
                     turn.intent,
                 )
-        if session.new:
-            self._counters.created += 1
-            session.new = False
+            stored = await conn.fetchval(_COUNT, session.id)
+        created, session.new = session.new, False
         session.failures = turn.failures
         session.history = [*session.history, user, reply][-self.window :]
-        await self._write_hot(session, [user, reply])
+        await self._write_hot(session, [user, reply], stored=stored, replace=created)
+        self._counters.created += created
 
     async def messages(self, session_id: UUID) -> list[StoredMessage]:
         """Every message of the session in order, from PostgreSQL (the complete record)."""
@@ -286,80 +302,98 @@ class SessionManager:
     async def diagnostics(self) -> dict[str, Any]:
         counters = self._counters
         return {
-            "status": "pass",
+            "status": "warn" if self._guard.bypassing else "pass",
             "ttl_s": self.ttl,
             "history_window": self.window,
             "created": counters.created,
             "served_from_redis": counters.hot_hits,
             "rebuilt_from_database": counters.rebuilt,
-            "redis_errors": counters.redis_errors,
         }
 
     # ---------------------------------------------------------------- Redis
 
     async def _hot(self, session_id: UUID) -> Session | None:
-        try:
-            async with self._clients.redis.pipeline(transaction=False) as pipe:
+        """The session as Redis holds it; None when it does not (or cannot be asked)."""
+
+        async def read(redis: Redis) -> list[Any]:
+            async with redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(SESSION_KEY.format(id=session_id))
-                pipe.lrange(MESSAGES_KEY.format(id=session_id), 0, -1)
-                fields, raw_messages = await pipe.execute()
-        except redis.exceptions.RedisError as exc:
-            self._redis_trouble("read", exc)
+                pipe.zrange(WINDOW_KEY.format(id=session_id), 0, -1)
+                found: list[Any] = await pipe.execute()
+            return found
+
+        found = await self._guard.run("session_read", read, None)
+        if not found or not found[0]:
             return None
-        if not fields:
-            return None
+        fields, window = found
         try:
             return Session(
                 session_id,
                 fields["client_id"],
                 json.loads(fields["metadata"]),
                 datetime.fromisoformat(fields["created_at"]),
-                [StoredMessage.from_json(m) for m in raw_messages],
+                [StoredMessage.from_json(m) for m in window],
                 failures=int(fields.get("failures", 0)),
             )
         except (KeyError, ValueError, TypeError) as exc:  # not written by this version: rebuild
-            self._redis_trouble("parse", exc)
+            log.warning("session.unreadable", session_id=str(session_id), error=repr(exc))
             return None
 
-    async def _write_hot(self, session: Session, fresh: Sequence[StoredMessage]) -> None:
-        """Best effort: PostgreSQL has the turn already, and a lost window is rebuilt from it."""
+    async def _write_hot(
+        self, session: Session, messages: Sequence[StoredMessage], *, stored: int, replace: bool
+    ) -> None:
+        """Best effort: PostgreSQL has every message already, and a lost window is rebuilt.
+
+        ``stored`` counts the session's messages in PostgreSQL, ``messages`` included.
+        """
         args: list[str | int] = [
+            "replace" if replace else "append",
             self.ttl,
             self.window,
-            len(fresh),
+            session.failures,
+            stored,
+            stored - len(messages),
             session.client_id,
             json.dumps(session.metadata),
             session.created_at.isoformat(),
-            session.failures,
-            *(m.to_json() for m in session.history),
         ]
-        keys = [SESSION_KEY.format(id=session.id), MESSAGES_KEY.format(id=session.id)]
-        try:
-            await self._record(keys=keys, args=args)
-        except redis.exceptions.RedisError as exc:
-            self._redis_trouble("write", exc)
-            await self._forget_hot(session.id)
+        for message in messages:
+            args += [message.id, message.to_json()]
+        keys = [SESSION_KEY.format(id=session.id), WINDOW_KEY.format(id=session.id)]
+        await self._guard.run("session_write", lambda r: self._write(keys, args, r), None)
 
     async def _forget_hot(self, session_id: UUID) -> None:
-        keys = [SESSION_KEY.format(id=session_id), MESSAGES_KEY.format(id=session_id)]
-        try:
-            await self._clients.redis.delete(*keys)
-        except redis.exceptions.RedisError as exc:
-            self._redis_trouble("delete", exc)
-
-    def _redis_trouble(self, action: str, exc: BaseException) -> None:
-        self._counters.redis_errors += 1
-        log.warning("session.redis_failed", action=action, error=describe_error(exc, self.settings))
+        keys = [SESSION_KEY.format(id=session_id), WINDOW_KEY.format(id=session_id)]
+        await self._guard.run("session_delete", lambda redis: redis.delete(*keys), None)
 
     # ---------------------------------------------------------------- PostgreSQL
 
     @asynccontextmanager
     async def _storage(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
-        """A pooled connection; a failure of PostgreSQL itself becomes StorageUnavailableError."""
+        """A pooled connection; a failure of PostgreSQL itself becomes StorageUnavailableError.
+
+        The whole use is bounded by TRIA_DB_COMMAND_TIMEOUT, and a connection cut off by it is
+        closed rather than released: a hung server otherwise cost a turn that timeout twice over
+        (the statement, then resetting the connection on release).
+        """
+        limit = self.settings.tria_db_command_timeout
         try:
-            pool = await self._clients.database()
-            async with pool.acquire() as conn:
-                yield conn
+            async with asyncio.timeout(limit):
+                pool = await self._clients.database()
+                async with pool.acquire() as conn:
+                    try:
+                        yield conn
+                    except asyncio.CancelledError:
+                        conn.terminate()  # else releasing it waits on the hung server again
+                        raise
+        except TimeoutError as exc:
+            cause = (
+                f"database: no answer within {limit:g}s — is PostgreSQL at "
+                f"{self.settings.address(Dependency.DATABASE)} overloaded or hung? check "
+                "DATABASE_URL, or raise TRIA_DB_COMMAND_TIMEOUT"
+            )
+            log.error("session.storage_failed", error=cause)
+            raise StorageUnavailableError(cause) from exc
         except (*_STORAGE_ERRORS, ClientsClosedError) as exc:
             cause = describe_error(exc, self.settings, Dependency.DATABASE)
             log.error("session.storage_failed", error=cause)

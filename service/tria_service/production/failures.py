@@ -1,7 +1,8 @@
 """One wording for a dependency failure, whoever meets it: a probe, or the clients connecting.
 
 describe_failure() turns an exception into (error, hint): the cause in a few words and the variable
-to check. Texts may still hold a secret the driver echoed; callers redact before showing them.
+to check. Texts may still hold a secret the driver echoed; callers redact before showing them, or
+use describe_error(), which gives one redacted line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import redis.exceptions
 
 from tria_service.chroma_http import ChromaAuthError, ChromaError
 from tria_service.config import Dependency, Settings
+from tria_service.redaction import redact
 
 DISPLAY_NAMES = {
     Dependency.DATABASE: "PostgreSQL",
@@ -27,6 +29,7 @@ DISPLAY_NAMES = {
 }
 _REFUSED_TEXT = ("connection refused", "[errno 111]", "all connection attempts failed")
 _REDIS_AUTH_TEXT = ("noauth", "wrongpass", "invalid password", "invalid username-password")
+MAX_ERROR_LENGTH = 300
 
 
 class ProbeFailure(Exception):
@@ -80,6 +83,34 @@ def describe_failure(dep: Dependency, exc: BaseException, settings: Settings) ->
     first_line = (str(exc).strip().splitlines() or [""])[0]
     cause = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
     return cause, f"is {name} at {address} healthy? check {where}"
+
+
+def dependency_of(exc: BaseException) -> Dependency | None:
+    """Which dependency an exception came from, when its type says so."""
+    if isinstance(exc, openai.OpenAIError):
+        return Dependency.OPENAI
+    if isinstance(exc, ChromaError | httpx.HTTPError):
+        return Dependency.CHROMA
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return Dependency.DATABASE
+    if isinstance(exc, redis.exceptions.RedisError):
+        return Dependency.REDIS
+    return None
+
+
+def describe_error(exc: BaseException, settings: Settings, dep: Dependency | None = None) -> str:
+    """One short, redacted line: the probes' wording (cause — hint) when the dependency is known
+    (given, or told by the exception's type)."""
+    dep = dep or dependency_of(exc)
+    if dep is not None:
+        error, hint = describe_failure(dep, exc, settings)
+        text = f"{dep.value}: {error} — {hint}"
+    elif isinstance(exc, TimeoutError):
+        text = "timed out"
+    else:
+        lines = str(exc).strip().splitlines()
+        text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return redact(text, settings.secret_values())[:MAX_ERROR_LENGTH]
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

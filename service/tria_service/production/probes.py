@@ -22,7 +22,12 @@ from asyncpg.pool import Pool
 from tria_service.chroma_http import ChromaNotFoundError
 from tria_service.clients import Clients
 from tria_service.config import Dependency, Settings, public_url
-from tria_service.production.failures import DISPLAY_NAMES, ProbeFailure, describe_failure
+from tria_service.production.failures import (
+    DISPLAY_NAMES,
+    MAX_ERROR_LENGTH,
+    ProbeFailure,
+    describe_failure,
+)
 from tria_service.redaction import redact, redact_value
 
 __all__ = [
@@ -38,7 +43,6 @@ __all__ = [
 
 HEALTH_KEY_PREFIX = "tria:health:"
 HEALTH_KEY_TTL_S = 30
-_MAX_ERROR_LENGTH = 300
 
 
 class ServiceStatus(StrEnum):
@@ -149,7 +153,7 @@ class Probes:
                 status=ServiceStatus.UNHEALTHY,
                 latency_ms=_elapsed_ms(started),
                 checked_at=checked_at,
-                error=redact(error, secrets)[:_MAX_ERROR_LENGTH],
+                error=redact(error, secrets)[:MAX_ERROR_LENGTH],
                 hint=redact(hint, secrets),
             )
         elapsed_ms = _elapsed_ms(started)
