@@ -8,12 +8,14 @@ is refused, in-flight requests finish, and the process exits within TRIA_SHUTDOW
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +37,7 @@ LIFECYCLE_MAX_SECONDS = 5.0
 # see the 503, and never more than a quarter of the grace period.
 DRAIN_DELAY_MAX_SECONDS = 5.0
 DRAIN_DELAY_SHARE = 0.25
+TRUST_EVERY_PEER = "*"
 
 
 class ServerSettings(BaseSettings):
@@ -65,12 +68,41 @@ class ServerSettings(BaseSettings):
         pattern="^(?i:debug|info|warning|error)$",
         description="must be one of debug, info, warning, error — e.g. info",
     )
+    tria_forwarded_allow_ips: str = Field(
+        default="",
+        description="must be a comma list of proxy IP addresses or networks, or * — e.g. "
+        "10.0.0.5,10.1.0.0/16 (unset: X-Forwarded-For is ignored)",
+    )
+
+    @field_validator("tria_forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        """Addresses and networks only: uvicorn would take any other word as a literal host name
+        that no peer ever matches, so a typo would silently trust nobody."""
+        entries = _entries(value)
+        if TRUST_EVERY_PEER in entries and len(entries) > 1:
+            raise ValueError("* stands alone")  # uvicorn would take it for a host name
+        for entry in entries:
+            if entry != TRUST_EVERY_PEER:
+                ipaddress.ip_network(entry, strict=False)  # raises ValueError when it is not one
+        return value
+
+    def proxy_options(self) -> dict[str, Any]:
+        """uvicorn's proxy settings: X-Forwarded-For is believed only from the listed peers, and
+        from nobody by default (not even loopback, uvicorn's own default), so a client cannot
+        choose the address its rate limit is counted under."""
+        trusted = _entries(self.tria_forwarded_allow_ips)
+        return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
 
     def drain_delay(self, grace: float) -> float:
         """Seconds to keep accepting (readiness failing) after SIGTERM before draining."""
         if self.tria_shutdown_drain_delay is not None:
             return self.tria_shutdown_drain_delay
         return min(DRAIN_DELAY_MAX_SECONDS, grace * DRAIN_DELAY_SHARE)
+
+
+def _entries(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def server_problem(error: ErrorDetails) -> str:
@@ -180,6 +212,7 @@ def serve(settings: Settings, server_settings: ServerSettings) -> int:
         log_config=None,
         log_level=server_settings.tria_log_level.lower(),
         timeout_graceful_shutdown=budget.connection_drain,
+        **server_settings.proxy_options(),
     )
     try:
         uvicorn.Server(config).run()

@@ -223,6 +223,8 @@ class Settings(BaseSettings):
     tria_rate_limit_per_session: int = 30
     tria_rate_limit_per_client: int = 120
     tria_rate_limit_window: int = 60
+    # True only behind a gateway that sets X-Client-Id itself: a client would pick its own budget.
+    tria_trust_client_id_header: bool = False
     tria_rag_top_k: int = 4
     tria_rag_min_score: float = 0.2
     tria_embedding_batch_size: int = 64
@@ -580,6 +582,9 @@ class Settings(BaseSettings):
                 "rate_limiting": self.tria_enable_rate_limiting,
             },
             "limits": {name.removeprefix("tria_"): getattr(self, name) for name in _CHAT_RANGES},
+            "rate_limit_client": (
+                "X-Client-Id header" if self.tria_trust_client_id_header else "peer address"
+            ),
         }
 
 
@@ -647,6 +652,7 @@ _FIELD_FIXES = {
         f"tria_enable_{feature}": f"set TRIA_ENABLE_{feature.upper()} to true or false"
         for feature in ("rag", "escalation", "cache", "rate_limiting")
     },
+    "tria_trust_client_id_header": "set TRIA_TRUST_CLIENT_ID_HEADER to true or false",
 }
 _TYPE_FIXES = {
     "int_parsing": "must be an integer",

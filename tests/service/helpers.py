@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -51,15 +53,25 @@ class InProcessApp:
     monitor: HealthMonitor
     lifecycle: LifecycleManager
     settings: Settings
+    peer: str  # the client address the app sees: rate limits count per client
 
     def auth(self) -> dict[str, str]:
         token = self.settings.tria_diagnostics_token.get_secret_value()
         return {"Authorization": f"Bearer {token}"}
 
 
+def own_loopback() -> str:
+    """A random 127.0.0.0/8 address (never 127.0.0.1): rate limits count per client address in
+    the shared Redis, so a test's client, in process or bound to it over TCP, has a budget of its
+    own."""
+    return str(ipaddress.IPv4Address((127 << 24) + (1 << 16) + secrets.randbelow(254 << 16)))
+
+
 @asynccontextmanager
 async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
-    """The app with its lifespan run for real (ASGITransport alone would skip it)."""
+    """The app with its lifespan run for real (ASGITransport alone would skip it); its client
+    comes from an address of its own (own_loopback)."""
+    peer = own_loopback()
     monitor, lifecycle = HealthMonitor(), LifecycleManager()
     app = create_app(
         settings,
@@ -68,9 +80,9 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
         lifecycle=lifecycle,
     )
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(peer, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://tria.test") as client:
-            yield InProcessApp(app, client, monitor, lifecycle, settings)
+            yield InProcessApp(app, client, monitor, lifecycle, settings, peer)
 
 
 @contextmanager

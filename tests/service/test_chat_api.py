@@ -8,7 +8,6 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -24,17 +23,9 @@ from tria_service.production.health_monitor import HealthMonitor
 from tria_service.production.lifecycle_manager import LifecycleManager
 
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
-from tests.service.helpers import InProcessApp, hot_window, say, serve_in_process, standin_stats
+from tests.service.helpers import hot_window, say, serve_in_process, standin_stats
 
 REFUND_QUESTION = "How long do refunds take to arrive?"
-
-
-@asynccontextmanager
-async def chat_app(settings: Settings) -> AsyncIterator[InProcessApp]:
-    """The app, its client sending a client id of this test's own (rate limits are per client)."""
-    async with serve_in_process(settings) as running:
-        running.client.headers["X-Client-Id"] = f"test-{uuid.uuid4().hex}"
-        yield running
 
 
 async def completions(deps: DependencyEndpoints) -> int:
@@ -60,7 +51,7 @@ async def test_a_conversation_keeps_its_history(
     chat_settings: Callable[..., Settings], redis_client: Redis
 ) -> None:
     turns = ["Hello", REFUND_QUESTION, "My account is locked, what can I do?"]
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         first = await say(running.client, turns[0])
         session_id = first["session_id"]
         for message in turns[1:]:
@@ -80,7 +71,7 @@ async def test_a_conversation_keeps_its_history(
 async def test_a_knowledge_question_is_answered_citing_the_right_article(
     chat_settings: Callable[..., Settings],
 ) -> None:
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         reply = await say(running.client, "My account is locked after failed sign-in attempts")
 
     assert reply["intent"] == "technical_support"
@@ -101,7 +92,7 @@ async def test_a_knowledge_question_is_answered_citing_the_right_article(
 async def test_escalations_are_filed_and_said(
     chat_settings: Callable[..., Settings], pg: asyncpg.Connection, message: str, reason: str
 ) -> None:
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         reply = await say(running.client, message)
 
     assert reply["escalated"]
@@ -120,7 +111,7 @@ async def test_a_run_of_unanswered_questions_escalates(
     chat_settings: Callable[..., Settings], pg: asyncpg.Connection
 ) -> None:
     unanswerable = "Where is my order? I need the tracking number for my parcel"
-    async with chat_app(chat_settings(TRIA_ESCALATION_MAX_FAILURES="2")) as running:
+    async with serve_in_process(chat_settings(TRIA_ESCALATION_MAX_FAILURES="2")) as running:
         first = await say(running.client, unanswerable)
         second = await say(running.client, unanswerable, first["session_id"])
         third = await say(running.client, REFUND_QUESTION, first["session_id"])
@@ -139,7 +130,7 @@ async def test_a_repeated_question_is_served_from_the_cache_without_a_model_call
     chat_settings: Callable[..., Settings], deps: DependencyEndpoints, redis_client: Redis
 ) -> None:
     settings = chat_settings(TRIA_CACHE_TTL="120")
-    async with chat_app(settings) as running:
+    async with serve_in_process(settings) as running:
         first = await say(running.client, REFUND_QUESTION)
         before = await completions(deps)
         again = await say(running.client, "  how long do REFUNDS take to arrive ")
@@ -174,7 +165,7 @@ async def test_a_follow_up_is_only_replayed_after_the_same_conversation(
     chat_settings: Callable[..., Settings],
 ) -> None:
     follow_up = "And when will the refund arrive?"
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         client = running.client
         returns = await say(client, REFUND_QUESTION)
         after_returns = await say(client, follow_up, returns["session_id"])
@@ -193,7 +184,7 @@ async def test_a_follow_up_is_only_replayed_after_the_same_conversation(
 async def test_concurrent_turns_of_one_session_are_all_kept_in_order(
     chat_settings: Callable[..., Settings], redis_client: Redis
 ) -> None:
-    async with chat_app(chat_settings(TRIA_SESSION_HISTORY="10")) as running:
+    async with serve_in_process(chat_settings(TRIA_SESSION_HISTORY="10")) as running:
         client = running.client
         session_id = (await say(client, "Hello"))["session_id"]
         messages = [f"Zebra quokka number {n}" for n in range(8)]
@@ -216,7 +207,7 @@ async def test_reindexing_picks_up_a_change_and_new_knowledge_is_not_served_stal
 ) -> None:
     settings = chat_settings()
     folder = settings.knowledge_dir()
-    async with chat_app(settings) as running:
+    async with serve_in_process(settings) as running:
         before = await say(running.client, REFUND_QUESTION)
         (folder / "returns.md").write_text(
             "# Returns and refunds\n\n## Refund timing\nRefunds arrive within 3 working days.\n"
@@ -247,7 +238,7 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(
     settings = chat_settings(
         TRIA_RATE_LIMIT_PER_CLIENT="3", TRIA_RATE_LIMIT_PER_SESSION="2", TRIA_RATE_LIMIT_WINDOW="2"
     )
-    async with chat_app(settings) as running:
+    async with serve_in_process(settings) as running:
         client = running.client
         first = await client.post("/api/v1/chat", json={"message": "Hello"})
         session_id = first.json()["session_id"]
@@ -283,8 +274,9 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(
         ({"message": ""}, "empty"),
         ({"message": " \n\t "}, "empty"),
         ({"message": "x" * 101}, "longer than 100 characters"),
+        ({"message": "x" * 100_001}, "longer than 100 characters"),  # the configured limit
         ({"message": "nul \x00 byte"}, "control characters"),
-        ({"message": "\ud800 alone"}, "valid string"),  # an unpaired surrogate
+        ({"message": "\ud800 alone"}, "lone surrogate"),  # JSON can escape one
         ({}, "Field required"),
         ({"message": 42}, "valid string"),
         ({"message": "hi", "session_id": "not-a-uuid"}, "UUID"),
@@ -293,7 +285,7 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(
 async def test_invalid_input_is_a_422_naming_the_problem(
     chat_settings: Callable[..., Settings], body: dict[str, Any], fragment: str
 ) -> None:
-    async with chat_app(chat_settings(TRIA_CHAT_MAX_MESSAGE_CHARS="100")) as running:
+    async with serve_in_process(chat_settings(TRIA_CHAT_MAX_MESSAGE_CHARS="100")) as running:
         # sent as raw JSON, so the unpaired surrogate reaches the service as the client wrote it
         raw = json.dumps(body).encode()
         response = await running.client.post(
@@ -314,7 +306,7 @@ async def test_a_body_larger_than_any_valid_request_is_refused_before_it_is_read
 
     headers = {"Content-Type": "application/json"}
     escaped = json.dumps({"message": "\U0001f600" * 4000}).encode()  # 12 bytes a character
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         client = running.client
         declared = await client.post(
             "/api/v1/chat", content=b" " * (MAX_BODY_BYTES + 1), headers=headers
@@ -332,7 +324,7 @@ async def test_unknown_or_malformed_session_ids_and_headers(
     chat_settings: Callable[..., Settings],
 ) -> None:
     unknown = str(uuid.uuid4())
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         client = running.client
         chat_unknown = await client.post(
             "/api/v1/chat", json={"message": "Hello", "session_id": unknown}
@@ -355,7 +347,7 @@ async def test_a_synthetic_session_is_marked_and_deleted_everywhere_by_an_admin(
     chat_settings: Callable[..., Settings], pg: asyncpg.Connection, redis_client: Redis
 ) -> None:
     admin_token = secrets.token_urlsafe(24)
-    async with chat_app(chat_settings(TRIA_ADMIN_TOKEN=admin_token)) as running:
+    async with serve_in_process(chat_settings(TRIA_ADMIN_TOKEN=admin_token)) as running:
         client = running.client
         created = await client.post(
             "/api/v1/chat",
@@ -392,7 +384,7 @@ async def test_a_synthetic_session_is_marked_and_deleted_everywhere_by_an_admin(
 
 
 async def test_reindex_needs_a_token(chat_settings: Callable[..., Settings]) -> None:
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         anonymous = await running.client.post("/api/v1/knowledge/reindex")
         wrong = await running.client.post(
             "/api/v1/knowledge/reindex", headers={"Authorization": "Bearer not-the-token-000"}
@@ -404,7 +396,7 @@ async def test_reindex_needs_a_token(chat_settings: Callable[..., Settings]) -> 
 async def test_diagnostics_show_every_component_section(
     chat_settings: Callable[..., Settings],
 ) -> None:
-    async with chat_app(chat_settings()) as running:
+    async with serve_in_process(chat_settings()) as running:
         await say(running.client, REFUND_QUESTION)
         await say(running.client, REFUND_QUESTION)
         response = await running.client.get("/api/v1/health/diagnostics", headers=running.auth())
@@ -442,12 +434,10 @@ def test_openapi_declares_every_response_a_client_can_cause() -> None:
     assert set(chat) == {"200", "404", "413", "422", "429", "503"}
     assert "Retry-After" in chat["429"]["headers"]
     assert "RateLimit-Remaining" in chat["200"]["headers"]
-    assert set(paths["/api/v1/sessions/{session_id}/messages"]["get"]["responses"]) == {
-        "200",
-        "404",
-        "422",
-        "503",
-    }
+    messages = paths["/api/v1/sessions/{session_id}/messages"]["get"]["responses"]
+    assert set(messages) == {"200", "404", "422", "429", "503"}
+    assert "Retry-After" in messages["429"]["headers"]
+    assert "RateLimit-Remaining" in messages["200"]["headers"]
     delete = paths["/api/v1/sessions/{session_id}"]["delete"]
     assert set(delete["responses"]) == {"200", "401", "404", "422", "503"}
     assert delete["security"] == [{"AdminBearer": []}]

@@ -21,6 +21,7 @@ CANARY = "canary-value-7319"
         ("TRIA_AGENT_TEMPERATURE", "nan", "must be in 0..2"),
         ("TRIA_CHAT_MAX_MESSAGE_CHARS", "0", "must be in 1..100000"),
         ("TRIA_ENABLE_CACHE", "maybe", "must be true or false — set TRIA_ENABLE_CACHE"),
+        ("TRIA_TRUST_CLIENT_ID_HEADER", "gateway", "must be true or false — set TRIA_TRUST_CLIENT"),
         ("TRIA_KNOWLEDGE_DIR", "/nonexistent/knowledge", "is not a directory"),
         ("TRIA_ADMIN_TOKEN", "changeme", "is a placeholder, not a secret"),
         ("TRIA_ADMIN_TOKEN", "Sh0rtT0ken", "must be at least 16 characters"),
@@ -62,6 +63,8 @@ def test_defaults_and_the_shipped_knowledge_folder(make_settings: Callable[..., 
         "cache": True,
         "rate_limiting": True,
     }
+    assert not settings.tria_trust_client_id_header
+    assert chat["rate_limit_client"] == "peer address"  # X-Client-Id is not believed by default
     assert settings.summary()["secrets"]["TRIA_ADMIN_TOKEN"] == "unset"  # type: ignore[index]
 
 

@@ -3,7 +3,6 @@ each realistic question is answered from, and cites, the article that answers it
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +36,6 @@ async def test_realistic_questions_cite_the_article_that_answers_them(
 ) -> None:
     settings = chat_settings(TRIA_KNOWLEDGE_DIR=str(SHIPPED))
     async with serve_in_process(settings) as running:
-        running.client.headers["X-Client-Id"] = f"test-{uuid.uuid4().hex}"
         replies = {question: await say(running.client, question) for question in QUESTIONS}
 
     cited = {q: [s["source_id"] for s in reply["sources"]] for q, reply in replies.items()}

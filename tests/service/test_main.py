@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import uvicorn
 from tria_service.__main__ import (
     EXIT_INTERRUPTED,
     ServerSettings,
@@ -67,6 +68,7 @@ def test_every_server_variable_is_named_with_its_fix_when_invalid(
         "TRIA_PORT": "70000",
         "TRIA_SHUTDOWN_DRAIN_DELAY": "-1",
         "TRIA_LOG_LEVEL": "chatty",
+        "TRIA_FORWARDED_ALLOW_IPS": "10.0.0.300",
     }
     assert set(bad) == {name.upper() for name in ServerSettings.model_fields}
     for name, value in bad.items():
@@ -79,6 +81,42 @@ def test_every_server_variable_is_named_with_its_fix_when_invalid(
         assert problem.startswith(f"{name}: must be ")
         assert " — e.g. " in problem
     assert "chatty" not in str(caught.value)
+    assert "10.0.0.300" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "trusted"),
+    [
+        (None, []),  # not even loopback, unlike uvicorn's own default
+        ("", []),
+        ("10.0.0.5, 10.1.0.0/16,::1", ["10.0.0.5", "10.1.0.0/16", "::1"]),
+        ("*", ["*"]),
+    ],
+)
+def test_x_forwarded_for_is_trusted_only_from_the_listed_proxies(
+    environment: pytest.MonkeyPatch, value: str | None, trusted: list[str]
+) -> None:
+    environment.setenv("FORWARDED_ALLOW_IPS", "*")  # uvicorn's own variable has no say
+    if value is None:
+        environment.delenv("TRIA_FORWARDED_ALLOW_IPS", raising=False)
+    else:
+        environment.setenv("TRIA_FORWARDED_ALLOW_IPS", value)
+    _, server = load_configuration()
+    options = server.proxy_options()
+    assert options == {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+    config = uvicorn.Config("tria_service.app:create_app", **options)
+    assert (config.proxy_headers, config.forwarded_allow_ips) == (bool(trusted), trusted)
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "*,10.0.0.1", "10.0.0.0/33", "10.0.0.5;"])
+def test_a_proxy_list_uvicorn_would_misread_is_refused(
+    environment: pytest.MonkeyPatch, value: str
+) -> None:
+    environment.setenv("TRIA_FORWARDED_ALLOW_IPS", value)
+    with pytest.raises(ConfigError) as caught:
+        load_configuration()
+    (problem,) = caught.value.problems
+    assert problem.startswith("TRIA_FORWARDED_ALLOW_IPS: must be a comma list of proxy IP")
 
 
 def test_service_and_server_problems_are_reported_together(

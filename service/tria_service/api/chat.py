@@ -3,7 +3,9 @@
 Every response a client can cause is declared in the OpenAPI schema with its body: 404 for an
 unknown session, 422 for invalid input, 413 for a body larger than any valid one, 429 with
 Retry-After over a rate limit, 401 without the admin token, 503 when nothing could be made durable.
-Chat responses carry RateLimit-* headers.
+Chat turns and message reads count against the client's rate limit and carry RateLimit-* headers.
+The client is the peer address (behind a proxy listed in TRIA_FORWARDED_ALLOW_IPS, the address it
+forwards); X-Client-Id names it only when TRIA_TRUST_CLIENT_ID_HEADER says a gateway sets it.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ from tria_service.chat.intents import Intent
 from tria_service.chat.rate_limit import RateDecision
 from tria_service.chat.sessions import StoredMessage
 
-# Upper bound of TRIA_CHAT_MAX_MESSAGE_CHARS; the configured limit is checked per request.
-MESSAGE_HARD_LIMIT = 100_000
 ADMIN_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tria-admin"'}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUTHY = frozenset({"1", "true", "yes"})
@@ -52,8 +52,8 @@ class ChatRequestBody(BaseModel):
     session_id: UUID | None = Field(
         default=None, description="continue this session; omit to start a new one"
     )
+    # No max_length: the configured limit is checked per request, and BodyLimit bounds the body.
     message: str = Field(
-        max_length=MESSAGE_HARD_LIMIT,
         description="the customer's message: not blank, at most TRIA_CHAT_MAX_MESSAGE_CHARS",
         examples=["Where is my order? I need my tracking number."],
     )
@@ -61,6 +61,12 @@ class ChatRequestBody(BaseModel):
     @field_validator("message")
     @classmethod
     def _readable(cls, value: str) -> str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON's \ud800 escapes decode to lone surrogates, which nothing downstream can encode.
+            message = "message must be a valid string of Unicode text (it has a lone surrogate)"
+            raise ValueError(message) from None
         if not value.strip():
             raise ValueError("message must not be empty or only whitespace")
         if _CONTROL.search(value):
@@ -136,6 +142,13 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no session with this id"}
 }
+_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": RateLimitedBody,
+        "description": "over the client's rate limit",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}, **_RATE_HEADERS},
+    }
+}
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {
         "model": ErrorBody,
@@ -163,6 +176,9 @@ def _components(request: Request) -> ChatComponents:
     return components
 
 
+Components = Annotated[ChatComponents, Depends(_components)]
+
+
 def require_admin_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
@@ -173,7 +189,28 @@ def require_admin_token(
     require_bearer(credentials, accepted, ADMIN_UNAUTHORIZED_HEADERS)
 
 
-Components = Annotated[ChatComponents, Depends(_components)]
+def _client_id(
+    request: Request,
+    components: Components,
+    header: Annotated[
+        str | None,
+        Header(
+            alias="X-Client-Id",
+            min_length=1,
+            max_length=200,
+            description="who is asking, set by a trusted gateway: honoured only when "
+            "TRIA_TRUST_CLIENT_ID_HEADER is true (otherwise the peer address is the client)",
+        ),
+    ] = None,
+) -> str:
+    """Whose budget a request counts against: never a value the client itself picked, unless the
+    operator said a gateway sets X-Client-Id."""
+    if header and components.settings.tria_trust_client_id_header:
+        return header
+    return request.client.host if request.client is not None else "unknown"
+
+
+ClientId = Annotated[str, Depends(_client_id)]
 Admin = [Depends(require_admin_token)]
 
 
@@ -185,28 +222,15 @@ Admin = [Depends(require_admin_token)]
         200: {"headers": _RATE_HEADERS},
         **_NOT_FOUND,
         413: {"model": ErrorBody, "description": "request body larger than any valid request"},
-        429: {
-            "model": RateLimitedBody,
-            "description": "over the session's or the client's rate limit",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}, **_RATE_HEADERS},
-        },
+        429: {**_RATE_LIMITED[429], "description": "over the session's or the client's limit"},
         **_UNAVAILABLE,
     },
 )
 async def chat(
     body: ChatRequestBody,
-    request: Request,
     response: Response,
     components: Components,
-    client_id: Annotated[
-        str | None,
-        Header(
-            alias="X-Client-Id",
-            min_length=1,
-            max_length=200,
-            description="who is asking, for the per-client limit (default: the peer address)",
-        ),
-    ] = None,
+    client_id: ClientId,
     synthetic: Annotated[
         str | None,
         Header(
@@ -229,12 +253,11 @@ async def chat(
                 }
             ]
         )
-    peer = request.client.host if request.client is not None else "unknown"
     try:
         reply = await components.agent.chat(
             body.message,
             session_id=body.session_id,
-            client_id=client_id or peer,
+            client_id=client_id,
             synthetic=(synthetic or "").strip().lower() in _TRUTHY,
         )
     except RateLimitedError as exc:
@@ -251,13 +274,22 @@ async def chat(
     "/sessions/{session_id}/messages",
     response_model=MessagesBody,
     summary="Every message of a session, oldest first",
-    responses={**_NOT_FOUND, **_UNAVAILABLE},
+    responses={200: {"headers": _RATE_HEADERS}, **_NOT_FOUND, **_RATE_LIMITED, **_UNAVAILABLE},
 )
-async def session_messages(session_id: UUID, components: Components) -> MessagesBody:
+async def session_messages(
+    session_id: UUID, response: Response, components: Components, client_id: ClientId
+) -> MessagesBody | JSONResponse:
+    """Counted against the client before the lookup: reading, even unknown ids, is not free."""
+    try:
+        rate = await components.agent.limit(client_id)
+    except RateLimitedError as exc:
+        return _rate_limited(exc.decision)
+    headers = rate.headers() if rate is not None else {}
     try:
         messages = await components.sessions.messages(session_id)
     except SessionNotFoundError:
-        raise HTTPException(404, "session not found") from None
+        raise HTTPException(404, "session not found", headers=headers) from None
+    response.headers.update(headers)
     return MessagesBody(session_id=session_id, messages=[_message_body(m) for m in messages])
 
 

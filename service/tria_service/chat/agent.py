@@ -154,9 +154,9 @@ class AsyncCustomerServiceAgent:
         """One turn. Raises RateLimitedError, SessionNotFoundError or StorageUnavailableError."""
         if session_id is None:
             session = self.sessions.start(client_id, synthetic=synthetic)
-            rate = await self._limit(client_id, session.id)  # a first turn counts too
+            rate = await self.limit(client_id, session.id)  # a first turn counts for the client
         else:
-            rate = await self._limit(client_id, session_id)
+            rate = await self.limit(client_id, session_id)
             try:
                 session = await self.sessions.open(session_id)
             except SessionNotFoundError as exc:
@@ -189,6 +189,16 @@ class AsyncCustomerServiceAgent:
             rate=rate,
         )
 
+    async def limit(self, client_id: str, session_id: UUID | None = None) -> RateDecision | None:
+        """Count a request (a turn, or a read of a session's messages without ``session_id``);
+        raises RateLimitedError over a limit. None when limiting is off or Redis is unreachable."""
+        if not self.enable_rate_limiting:
+            return None
+        rate = await self.rate_limiter.hit(client_id, session_id)
+        if rate is not None and not rate.allowed:
+            raise RateLimitedError(rate)
+        return rate
+
     async def delete_session(self, session_id: UUID) -> dict[str, int]:
         """Delete a session everywhere (PostgreSQL rows, hot state, its rate counter)."""
         deleted = await self.sessions.delete(session_id)
@@ -217,15 +227,6 @@ class AsyncCustomerServiceAgent:
         }
 
     # ---------------------------------------------------------------- a turn
-
-    async def _limit(self, client_id: str, session_id: UUID) -> RateDecision | None:
-        """Count the request; raises RateLimitedError over a limit."""
-        if not self.enable_rate_limiting:
-            return None
-        rate = await self.rate_limiter.hit(client_id, session_id)
-        if rate is not None and not rate.allowed:
-            raise RateLimitedError(rate)
-        return rate
 
     async def _record(self, session: Session, message: str, outcome: _Outcome) -> None:
         """Make the turn durable; the run of failed turns ends with a success or an escalation."""

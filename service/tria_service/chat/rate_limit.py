@@ -79,12 +79,15 @@ class RateLimiter:
         self._hit = guard.redis.register_script(_HIT)
         self._counters = _Counters()
 
-    async def hit(self, client_id: str, session_id: UUID) -> RateDecision | None:
-        """Count one request; None when Redis could not be asked (the request goes through)."""
+    async def hit(self, client_id: str, session_id: UUID | None = None) -> RateDecision | None:
+        """Count one request against the client, and the session when there is one (a read of a
+        session's messages counts for the client only); None when Redis could not be asked (the
+        request goes through)."""
         scopes: list[tuple[Scope, str, int]] = [
-            ("client", CLIENT_KEY.format(id=_digest(client_id)), self.per_client),
-            ("session", SESSION_KEY.format(id=session_id), self.per_session),
+            ("client", CLIENT_KEY.format(id=_digest(client_id)), self.per_client)
         ]
+        if session_id is not None:
+            scopes.append(("session", SESSION_KEY.format(id=session_id), self.per_session))
         keys = [key for _, key, _ in scopes]
         raw: list[int] | None = await self._guard.run(
             "rate_limit",
@@ -142,5 +145,5 @@ def _decide(scope: Scope, limit: int, count: int, left_ms: int, window: int) -> 
 
 
 def _digest(client_id: str) -> str:
-    """Client ids come from a header: hashed, so any text makes a short, safe key."""
+    """A client id may come from a gateway's header: hashed, so any text makes a short, safe key."""
     return hashlib.sha256(client_id.encode("utf-8", "replace")).hexdigest()[:32]
