@@ -93,14 +93,22 @@ class Bench:
 
 
 def first_postgres(bench: Bench) -> None:
-    """A start with an empty cluster cache, as on a machine that never ran one: initdb included."""
+    """A start with an empty cluster cache, as on a machine that never ran one: initdb included.
+
+    The cache is chosen by $TRIA_RUNTIME_DIR, so it is pointed at an empty dir for this start
+    and set back as it was (a runtime dir of the caller's own included) afterwards.
+    """
     cache = Path(tempfile.mkdtemp(prefix="tria-bench-runtime-"))
     cache.chmod(0o755)  # PostgreSQL runs as nobody when we are root
+    before = os.environ.get(RUNTIME_DIR_ENV)
     os.environ[RUNTIME_DIR_ENV] = str(cache)
     try:
         bench.server("postgres, first start on a machine", start_postgres)
     finally:
-        del os.environ[RUNTIME_DIR_ENV]
+        if before is None:
+            del os.environ[RUNTIME_DIR_ENV]
+        else:
+            os.environ[RUNTIME_DIR_ENV] = before
         shutil.rmtree(cache, ignore_errors=True)
 
 
@@ -164,6 +172,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5, help="repetitions of every measurement")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     console = Console(width=110)  # full tables even when piped to a file
     with tempfile.TemporaryDirectory(prefix="tria-bench-") as root:
         bench = Bench(Path(root))

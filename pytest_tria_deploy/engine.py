@@ -170,13 +170,18 @@ class TriaEngine:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         self.provided.attach(self.config, report)
+        provision = call.excinfo is not None and call.excinfo.errisinstance(ProvisionError)
+        if provision and call.excinfo is not None:
+            # The target could not be started: what failed and why (with its log tail) is the
+            # whole story; a traceback through the plugin's fixtures would only bury it.
+            report.longrepr = str(call.excinfo.value)
         info: ItemInfo | None = item.stash.get(collection.ITEM_INFO, None)
         if info is not None:
             annotate(
                 report,
                 info,
                 blocked=item.stash.get(BLOCKED, False),
-                provision=call.excinfo is not None and call.excinfo.errisinstance(ProvisionError),
+                provision=provision,
                 warnings=item.stash.get(WARNINGS, []),
             )
         problem = item.stash.get(PROBLEM, None)

@@ -16,8 +16,7 @@ import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.helpers import KeyNamespace, asyncpg_dsn
-from pytest_tria_deploy.provision.base import Provider, ProvisionError
-from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.base import Provider, ProvisionError, failure_cause
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.provision.shared import SharedProvider
 from pytest_tria_deploy.redact import redact, register_secrets
@@ -74,9 +73,7 @@ def tria_endpoints(
         endpoints = provider.start(tria_target)
     except Exception as exc:
         provider.stop()
-        # A ComponentStartError says what failed in its own words; any other needs its type.
-        cause = str(exc) if isinstance(exc, ComponentStartError) else f"{type(exc).__name__}: {exc}"
-        raise ProvisionError(tria_target.name, tria_target.provider, cause) from None
+        raise ProvisionError(tria_target.name, tria_target.provider, failure_cause(exc)) from None
     try:
         register_secrets(endpoints.secrets())  # on attaching xdist workers too
         provided.record(request.config, tria_target.name, provider.describe())

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision.docker import DockerUnavailableError
+from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.targets import Target
 
@@ -48,6 +50,21 @@ class StartedComponent:
 def component_facts(components: Iterable[StartedComponent]) -> dict[str, str]:
     """``describe()``'s entries for what a provider started, keyed by component name."""
     return {component.name: redact(component.fact()) for component in components}
+
+
+class StartFailedElsewhere(RuntimeError):
+    """The run's shared stack failed to start in another worker; str() is that worker's cause.
+
+    Raised instead of a second attempt, so every worker reports the same failure at once.
+    """
+
+
+def failure_cause(exc: BaseException) -> str:
+    """How a failed start reads in a report: errors that name the component and the fix (or a
+    cause recorded by another worker) in their own words, anything else with its type."""
+    if isinstance(exc, ComponentStartError | DockerUnavailableError | StartFailedElsewhere):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 class ProvisionError(RuntimeError):

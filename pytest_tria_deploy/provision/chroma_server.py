@@ -9,13 +9,14 @@ import httpx
 
 from pytest_tria_deploy.provision.binaries import chroma_command
 from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.readiness import heartbeat
 from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
 
 
 class ChromaServer(HttpServer):
     def probe(self) -> None:
         """The v2 heartbeat answers 200."""
-        httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1.0).raise_for_status()
+        heartbeat(self.url)
 
     def version(self) -> str:
         response = httpx.get(f"{self.url}/api/v2/version", timeout=1.0).raise_for_status()

@@ -56,6 +56,8 @@ SERVICES = {
     "service": "service",
 }
 _PROJECT = re.compile(r"^tria-(?P<pid>\d+)-(?P<started>\d+)$")
+# pytest-docker's error: 'Command <command> returned <status>: """<output>""".'
+_OUTPUT_END = '""".'
 
 
 def project_name(pid: int | None = None) -> str:
@@ -73,6 +75,22 @@ def project_is_orphan(name: str) -> bool:
         return False
     record = {"owner_pid": int(match["pid"]), "owner_create_time": int(match["started"]) / 100}
     return not owner_alive(record)
+
+
+def up_failure(error: str, project: str) -> tuple[str, str]:
+    """(component, cause) of a failed ``up``, from pytest-docker's error text.
+
+    That text is the command and compose's whole output, build log first; compose says what went
+    wrong last (``dependency failed to start: container tria-…-postgres-1 is unhealthy``), so the
+    cause is the last line, and the component is the service it names (else "compose").
+    """
+    lines = [line.strip() for line in error.removesuffix(_OUTPUT_END).splitlines()]
+    said = [line for line in lines if line]
+    cause = said[-1] if said else "docker compose up failed"
+    by_service = {service: component for component, service in SERVICES.items()}
+    named = re.findall(rf"{re.escape(project)}[-_]([a-z-]+?)[-_]\d+", cause)
+    component = next((by_service[s] for s in reversed(named) if s in by_service), "compose")
+    return component, one_line(cause)
 
 
 def compose_env(stack: StackSecrets) -> dict[str, str]:
@@ -203,13 +221,15 @@ class ComposeProvider:
             )
         except BaseException as exc:
             # pytest-docker runs the setup outside its try: a failed `up` is ours to take down.
-            tail = self._logs(command, compose_file, project, "")
+            component, cause = up_failure(str(exc), project)
+            service = SERVICES.get(component, "")  # "": every service's log
+            tail = self._logs(command, compose_file, project, service)
             with contextlib.suppress(Exception):
                 _execute(command, compose_file, project, CLEANUP[0])
             if not isinstance(exc, Exception):
                 raise
             raise ComponentStartError(
-                "compose", f"`up` failed: {one_line(str(exc))}", tail, secrets=self._secrets
+                component, f"docker compose up: {cause}", tail, secrets=self._secrets
             ) from None
 
     def _wait_ready(

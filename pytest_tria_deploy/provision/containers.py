@@ -35,6 +35,7 @@ from pytest_tria_deploy.provision.docker import (
     one_line,
 )
 from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.readiness import describe_error
 from pytest_tria_deploy.targets import Target
 
 if TYPE_CHECKING:
@@ -102,11 +103,9 @@ class ContainerStack:
         self._network: Network | None = None
         self.components: list[StartedComponent] = []  # once started: for the report
 
-    def _error(self, component: str, exc: BaseException, tail: list[str]) -> ComponentStartError:
-        if isinstance(exc, ComponentStartError):
-            return exc
-        text = str(exc).strip().splitlines()
-        cause = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    def failure(self, component: str, cause: str) -> ComponentStartError:
+        """The error for a component that failed, with what its container logged last."""
+        tail = self.log_tail(component)
         return ComponentStartError(component, cause, tail, secrets=self.secrets.values())
 
     def log_tail(self, component: str) -> list[str]:
@@ -120,6 +119,22 @@ class ContainerStack:
             return []
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return text.splitlines()[-LOG_LINES:]
+
+    def published_ports(self, container_ports: Mapping[str, int]) -> dict[str, int]:
+        """Each container's port on the test host.
+
+        testcontainers looks a port up only once the container runs, and gives up with a bare
+        TimeoutError when it has stopped (the service exits on a bad configuration): that
+        becomes the component's exit code and log tail.
+        """
+        ports: dict[str, int] = {}
+        for name, container in list(self._containers.items()):
+            try:
+                ports[name] = int(container.get_exposed_port(container_ports[name]))
+            except Exception as exc:
+                component, cause = self.exited() or (name, describe_error(exc))
+                raise self.failure(component, cause) from None
+        return ports
 
     def exited(self) -> tuple[str, str] | None:
         """(component, "exited with code N") for the first container that stopped running."""
@@ -178,7 +193,7 @@ class ContainerStack:
         try:
             container.start()
         except Exception as exc:
-            raise self._error(spec.component, exc, self.log_tail(spec.component)) from None
+            raise self.failure(spec.component, describe_error(exc)) from None
         return container
 
     def _service_image(self) -> str:
@@ -201,7 +216,9 @@ class ContainerStack:
         try:
             image.build()
         except Exception as exc:
-            raise self._error("service", exc, _build_log_tail(exc)) from None
+            cause, tail = describe_error(exc), _build_log_tail(exc)
+            secrets = self.secrets.values()
+            raise ComponentStartError("service", cause, tail, secrets=secrets) from None
         return SERVICE_IMAGE_TAG
 
     def start(self) -> Endpoints:
@@ -248,13 +265,11 @@ class ContainerStack:
         self._run(specs.standin_spec(self.secrets, image, labels), bind_ip)
         self._run(specs.service_spec(self.secrets, image, labels), bind_ip)
 
-        running = self._containers.items()
-        ports = {name: c.get_exposed_port(specs.PORTS[name]) for name, c in running}
+        ports = self.published_ports(specs.PORTS)
         host = specs.connect_host(docker_host)
         endpoints = specs.host_endpoints(self.secrets, host, ports)
-        checks = stack_checks(endpoints)
-        secrets = self.secrets.values()
-        wait_until_ready(checks, READY_TIMEOUT, self.log_tail, secrets, self.exited)
+        wait_until_ready(stack_checks(endpoints), READY_TIMEOUT, self.failure, self.exited)
+        running = self._containers.items()
         self.components = [
             StartedComponent(
                 name=name,

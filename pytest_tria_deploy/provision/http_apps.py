@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.readiness import models, service_ready
 from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
 
 STANDIN_MODULE = "pytest_tria_deploy.standins.openai"
@@ -65,8 +66,7 @@ class StandinServer(HttpServer):
 
     def probe(self) -> None:
         """GET /v1/models with the key answers 200."""
-        headers = {"Authorization": f"Bearer {self.api_key or _PROBE_KEY}"}
-        httpx.get(f"{self.base_url}/models", headers=headers, timeout=1.0).raise_for_status()
+        models(self.base_url, self.api_key or _PROBE_KEY)
 
     def version(self) -> str:
         """The stand-in ships with tria-deploy, so it has tria-deploy's version."""
@@ -104,9 +104,7 @@ def start_openai_standin(
 class ServiceServer(HttpServer):
     def probe(self) -> None:
         """Readiness answers 200: every critical dependency is reachable."""
-        response = httpx.get(f"{self.url}/api/v1/health/readiness", timeout=2.0)
-        if response.status_code != 200:
-            raise ConnectionError(f"readiness answered {response.status_code}")
+        service_ready(self.url)
 
     def version(self) -> str:
         response = httpx.get(f"{self.url}/health", timeout=2.0).raise_for_status()

@@ -23,7 +23,8 @@ from filelock import FileLock
 from pytest_tria_deploy.provision.binaries import postgres_bindir, unprivileged_ids
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import Launch, claim_port, runtime_dir
-from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook, run_async, wait_ready
+from pytest_tria_deploy.provision.readiness import run_async, select_one
+from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook, wait_ready
 
 _FAST_SETTINGS = {
     "listen_addresses": HOST,
@@ -75,15 +76,7 @@ class PostgresServer(Server):
 
     def probe(self) -> None:
         """``SELECT 1`` over TCP as the application user."""
-
-        async def select_one() -> None:
-            conn = await asyncpg.connect(self.url, timeout=2)
-            try:
-                await conn.fetchval("SELECT 1")
-            finally:
-                await conn.close()
-
-        run_async(select_one)
+        select_one(self.url)
 
     def version(self) -> str:
         """Learnt at bootstrap, on the connection that creates the role (no extra round trip)."""

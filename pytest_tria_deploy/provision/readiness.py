@@ -1,16 +1,20 @@
-"""Is a started stack ready? The same checks as the local stack's, made from the test host.
+"""Is a component ready? Each readiness probe and the one bounded wait, for every provider.
 
 PostgreSQL answers ``SELECT 1``, Redis answers PING, Chroma's v2 heartbeat answers, the OpenAI
-stand-in lists its models for the stack's key, and the service's readiness answers 200. The
-containers and compose providers run them against published ports, so they also prove that what
-the fixtures will connect to is reachable.
+stand-in lists its models for the stack's key, and the service's readiness answers 200. The local
+servers probe themselves with these while they start; the containers and compose providers run
+them against published ports, which also proves that what the fixtures will connect to is
+reachable from the test host.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -18,17 +22,19 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.helpers import asyncpg_dsn
 from pytest_tria_deploy.provision.errors import ComponentStartError, redact_text
-from pytest_tria_deploy.provision.server import run_async
 
 PROBE_TIMEOUT = 2.0
+T = TypeVar("T")
+Exited = Callable[[], tuple[str, str] | None]
+"""Names a component that has stopped running and how: (component, cause), else None."""
+Failure = Callable[[str, str], ComponentStartError]
+"""Builds the error for (component, cause), with that component's redacted log tail."""
 
 
-@dataclass(frozen=True)
-class Check:
-    """One component's readiness probe: raises while the component does not answer."""
-
-    component: str
-    probe: Callable[[], None]
+def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even when the caller's thread has a loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, factory()).result()
 
 
 def select_one(database_url: str) -> None:
@@ -80,6 +86,14 @@ def service_ready(service_url: str) -> None:
         raise ConnectionError(f"readiness answered {response.status_code}")
 
 
+@dataclass(frozen=True)
+class Check:
+    """One component's readiness probe: raises while the component does not answer."""
+
+    component: str
+    probe: Callable[[], object]
+
+
 def stack_checks(endpoints: Endpoints) -> list[Check]:
     """The dependencies first, then the service, so a failure names the deepest cause."""
     database = endpoints.database_url.get_secret_value()
@@ -87,12 +101,18 @@ def stack_checks(endpoints: Endpoints) -> list[Check]:
     key = endpoints.openai_api_key.get_secret_value()
     openai_url = endpoints.openai_base_url or ""
     return [
-        Check("postgres", lambda: select_one(database)),
-        Check("redis", lambda: ping(redis_url)),
-        Check("chroma", lambda: heartbeat(endpoints.chroma_url)),
-        Check("openai", lambda: models(openai_url, key)),
+        Check("postgres", partial(select_one, database)),
+        Check("redis", partial(ping, redis_url)),
+        Check("chroma", partial(heartbeat, endpoints.chroma_url)),
+        Check("openai", partial(models, openai_url, key)),
         *(Check("service", partial(service_ready, url)) for url in endpoints.service_urls),
     ]
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, unredacted (callers redact)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def first_failure(checks: Sequence[Check]) -> tuple[str, str] | None:
@@ -101,10 +121,20 @@ def first_failure(checks: Sequence[Check]) -> tuple[str, str] | None:
         try:
             check.probe()
         except Exception as exc:
-            text = str(exc).strip().splitlines()
-            cause = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-            return check.component, redact_text(cause)
+            return check.component, redact_text(describe_error(exc))
     return None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff between polls, from ``first`` up to ``most`` seconds."""
+
+    first: float
+    most: float
+
+
+LOCAL = Backoff(0.01, 0.1)  # a process on this machine: answers within milliseconds of binding
+REMOTE = Backoff(0.05, 1.0)  # containers behind port forwarding: polling fast buys nothing
 
 
 class _NotReady(Exception):
@@ -121,20 +151,20 @@ def _never_exited() -> tuple[str, str] | None:
 def wait_until_ready(
     checks: Sequence[Check],
     timeout: float,
-    logs: Callable[[str], list[str]],
-    secrets: Iterable[str] = (),
-    exited: Callable[[], tuple[str, str] | None] = _never_exited,
+    failure: Failure,
+    exited: Exited = _never_exited,
+    *,
+    backoff: Backoff = REMOTE,
 ) -> None:
     """Poll every check with bounded exponential backoff until all pass.
 
-    ``exited()`` names a component that has stopped running and how ((component, cause)): the
-    wait then fails at once instead of polling a process that cannot come back. On failure,
-    ComponentStartError names the component, the cause (or its last error after ``timeout``) and
-    the last lines of its log (``logs(component)``, redacted by the error).
+    When ``exited()`` names a component that stopped running, the wait fails at once instead of
+    polling a process that cannot come back. Either way, and after ``timeout`` (with the last
+    error as the cause), ``failure(component, cause)`` is raised.
     """
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.05, min=0.05, max=1.0),
+        wait=wait_exponential(multiplier=backoff.first, min=backoff.first, max=backoff.most),
         retry=retry_if_exception_type(_NotReady),
         reraise=True,
     )
@@ -143,15 +173,10 @@ def wait_until_ready(
             with attempt:
                 dead = exited()
                 if dead is not None:
-                    component, cause = dead
-                    raise ComponentStartError(component, cause, logs(component), secrets=secrets)
-                failure = first_failure(checks)
-                if failure is not None:
-                    raise _NotReady(*failure)
+                    raise failure(*dead)
+                failed = first_failure(checks)
+                if failed is not None:
+                    raise _NotReady(*failed)
     except _NotReady as exc:
-        raise ComponentStartError(
-            exc.component,
-            f"not ready after {timeout:g}s (last error: {exc.cause})",
-            logs(exc.component),
-            secrets=secrets,
-        ) from None
+        cause = f"not ready after {timeout:g}s (last error: {exc.cause})"
+        raise failure(exc.component, cause) from None

@@ -12,6 +12,7 @@ from redis.retry import Retry
 
 from pytest_tria_deploy.provision.binaries import redis_server_binary
 from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.readiness import ping
 from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook
 
 
@@ -38,27 +39,14 @@ class RedisServer(Server):
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}{HOST}:{self.port}/0"
 
-    def _client(self) -> redis.Redis:
-        return redis.Redis(
-            host=HOST,
-            port=self.port,
-            password=self.password,
-            socket_connect_timeout=1,
-            socket_timeout=1,
-            retry=Retry(NoBackoff(), 0),  # the caller's backoff decides; no hidden retries
-        )
-
     def probe(self) -> None:
         """PING answers PONG (with AUTH when a password is set)."""
-        client = self._client()
-        try:
-            if not client.ping():
-                raise ConnectionError("PING did not answer PONG")
-        finally:
-            client.close()
+        ping(self.url)
 
     def version(self) -> str:
-        client = self._client()
+        client = redis.Redis.from_url(
+            self.url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
         try:
             return f"Redis {client.info('server')['redis_version']}"
         finally:

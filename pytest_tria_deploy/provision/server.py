@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Self, TypeVar
-
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential,
-)
+from collections.abc import Callable
+from typing import Self
 
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import Launch, ManagedProcess, spawn
+from pytest_tria_deploy.provision.readiness import LOCAL, Check, wait_until_ready
 
 HOST = "127.0.0.1"
-T = TypeVar("T")
 SpawnHook = Callable[[ManagedProcess], None]
 """Called with each process right after spawning (LocalStack uses it to tear down on Ctrl-C)."""
-
-
-class _NotReady(Exception):
-    """The server is running but does not answer yet."""
-
-
-def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from sync code, even when the caller's thread has a loop."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, factory()).result()
 
 
 def describe_exit(code: int) -> str:
@@ -44,49 +25,21 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def _cause(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def wait_ready(process: ManagedProcess, probe: Callable[[], object], timeout: float) -> None:
-    """Poll ``probe`` (exponential backoff) until it stops raising; fail fast if the server dies.
+    """Poll ``probe`` (readiness.wait_until_ready, fast backoff) until it stops raising; fail at
+    once if the server dies. On failure the process is stopped and ComponentStartError carries
+    the redacted log tail."""
 
-    On failure the process is stopped and ComponentStartError carries the redacted log tail.
-    """
-    retrying = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.01, min=0.01, max=0.1),
-        retry=retry_if_exception_type(_NotReady),
-        reraise=True,
-    )
-    secrets = process.launch.secrets
+    def failure(component: str, cause: str) -> ComponentStartError:
+        secrets, log = process.launch.secrets, str(process.log_path)
+        return ComponentStartError(component, cause, process.tail(), secrets=secrets, log_path=log)
+
+    def exited() -> tuple[str, str] | None:
+        code = process.returncode
+        return None if code is None else (process.name, describe_exit(code))
+
     try:
-        for attempt in retrying:
-            with attempt:
-                code = process.returncode
-                if code is not None:
-                    raise ComponentStartError(
-                        process.name,
-                        describe_exit(code),
-                        process.tail(),
-                        secrets=secrets,
-                        log_path=str(process.log_path),
-                    )
-                try:
-                    probe()
-                except Exception as exc:
-                    raise _NotReady(_cause(exc)) from exc
-    except _NotReady as exc:
-        error = ComponentStartError(
-            process.name,
-            f"not ready after {timeout:g}s (last error: {exc})",
-            process.tail(),
-            secrets=secrets,
-            log_path=str(process.log_path),
-        )
-        process.stop(timeout=5.0)
-        raise error from None
+        wait_until_ready([Check(process.name, probe)], timeout, failure, exited, backoff=LOCAL)
     except BaseException:
         process.stop(timeout=5.0)
         raise

@@ -4,7 +4,9 @@ This is pytest-xdist's recipe for a session fixture that runs once: a file lock 
 in the directory every worker of the run shares (the parent of each worker's basetemp). The state
 file holds the endpoints (secrets included, so it is mode 0600 inside pytest's private temp dir),
 the provider's facts for the report, the owner (the worker that started the stack) and the users
-(every worker attached, the owner too).
+(every worker attached, the owner too). A start that fails is recorded there too, with its
+(redacted) cause: the other workers raise that cause at once instead of each trying again and
+failing as slowly.
 
 The owner's servers are its children, tied to it by their pid files: were it to exit first, the
 reaper would take them for orphans. So the owner is the last one out: at its teardown it leaves
@@ -26,8 +28,9 @@ from filelock import FileLock, Timeout
 from pydantic import SecretStr, ValidationError
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.provision.base import Provider
+from pytest_tria_deploy.provision.base import Provider, StartFailedElsewhere, failure_cause
 from pytest_tria_deploy.provision.managed import owner_alive, reap_orphans, this_process
+from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.targets import Target
 
 LOCK_TIMEOUT = 600.0  # a start holds the lock; the slowest bounded start is far shorter
@@ -79,6 +82,9 @@ class SharedProvider:
             self._lock.release()
 
     def _attach_or_start(self, target: Target) -> Endpoints:
+        failed = self._failure()
+        if failed is not None:
+            raise StartFailedElsewhere(failed)
         state = self._read()
         if state is not None and not owner_alive(state["owner"]):
             reap_orphans()  # the dead owner's servers: their pid files name it
@@ -93,7 +99,11 @@ class SharedProvider:
             self._write(state)
             self._role, self._facts = "user", dict(state["facts"])
             return endpoints
-        endpoints = self._provider.start(target)
+        try:
+            endpoints = self._provider.start(target)
+        except Exception as exc:
+            self._write({"failed": redact(failure_cause(exc))})
+            raise
         try:
             me = this_process()
             facts = self._provider.describe()
@@ -142,12 +152,22 @@ class SharedProvider:
         if state is not None and any(_is_me(u) for u in state["users"]):
             self._write({**state, "users": [u for u in state["users"] if not _is_me(u)]})
 
-    def _read(self) -> dict[str, Any] | None:
-        """The state, or None when there is none (or it is unreadable: it is then replaced)."""
+    def _load(self) -> object:
         try:
-            state = json.loads(self._state.read_text())
+            return json.loads(self._state.read_text())
         except (OSError, ValueError):
             return None
+
+    def _failure(self) -> str | None:
+        """The cause of this run's failed start, when a worker recorded one."""
+        state = self._load()
+        failed = state.get("failed") if isinstance(state, dict) else None
+        return failed if isinstance(failed, str) else None
+
+    def _read(self) -> dict[str, Any] | None:
+        """The running stack's state, or None when there is none (or it is unreadable: it is
+        then replaced)."""
+        state = self._load()
         shapes = {"owner": dict, "users": list, "endpoints": dict, "facts": dict}
         if not isinstance(state, dict):
             return None

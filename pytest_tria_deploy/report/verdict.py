@@ -179,11 +179,11 @@ def _stage_result(
     failure = next((t for t in tests if t.failed), None)
     warning = next((t for t in tests if t.warnings), None)
     blocked = next((t for t in tests if t.outcome == "blocked"), None)
-    if failure is not None:
-        if failure.provision:
-            result.status = Status.BLOCKED
-        else:
-            result.status = Status.FAIL if critical else Status.WARN
+    if failure is not None and failure.provision:
+        # Not the stage's failure: the target never came up (the reason names it and why).
+        result.status, result.reason = Status.BLOCKED, failure.reason
+    elif failure is not None:
+        result.status = Status.FAIL if critical else Status.WARN
         result.reason = f"{stage.name} failed: {failure.nodeid}: {failure.reason}"
     elif blocked is not None:
         result.status, result.reason = Status.BLOCKED, blocked.reason

@@ -100,3 +100,33 @@ def test_two_workers_share_one_stack_started_once(
     assert password not in result.stdout.str()
     result.stdout.fnmatch_lines_random(["*gw0 saw ***", "*gw1 saw ***"])
     assert password not in (pytester.path / "reports" / "verdict.json").read_text()
+
+
+def test_a_failed_start_is_tried_once_and_every_worker_reports_it(
+    pytester: pytest.Pytester, private_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker that starts the stack records its failure; the other raises the same cause at
+    once instead of starting (and failing) all over again."""
+    attempts = tmp_path / "attempts"
+    broken = tmp_path / "redis-server"
+    broken.write_text(f'#!/bin/sh\necho started >> "{attempts}"\necho "fatal: no luck"\nexit 3\n')
+    broken.chmod(0o755)
+    monkeypatch.setenv("TRIA_REDIS_SERVER", str(broken))
+    pytester.makeini(QUIET_INI)
+    activate(pytester)
+    pytester.makepyfile(
+        test_anywhere="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_endpoints(tria_endpoints, n):
+            pass
+        """
+    )
+    result = pytester.runpytest("-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(errors=4)
+    assert attempts.read_text() == "started\n"
+    said = "target 'local': provider 'local' failed: redis failed to start: exited with code 3"
+    assert result.outlines.count(said) == 4
+    result.stdout.fnmatch_lines_random(["[[]gw0[]] *", "[[]gw1[]] *"])  # both workers reported
+    assert not list((private_state / "pids").glob("*.json"))

@@ -208,7 +208,7 @@ def test_unavailable_provider_gives_blocked_verdict(
     )
     result = pytester.runpytest("--tria-target=local", "-rs")
     result.assert_outcomes(errors=1, skipped=1)
-    result.stdout.fnmatch_lines(["VERDICT: BLOCKED - database failed: *provider 'local' failed: *"])
+    result.stdout.fnmatch_lines(["VERDICT: BLOCKED - target 'local': provider 'local' failed: *"])
     verdict = read_verdict(pytester)
     assert verdict["verdict"] == "BLOCKED"
     assert stage_of(verdict, "smoke")["status"] == "BLOCKED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -75,3 +76,23 @@ def pids_once_spawned(pid_dir: Path, count: int, process: subprocess.Popen[str])
         time.sleep(0.01)
     assert len(seen) >= count, f"only {len(seen)} of {count} servers were spawned"
     return seen
+
+
+@pytest.fixture
+def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """DOCKER_HOST at a socket path where nothing listens; returns that DOCKER_HOST."""
+    host = f"unix://{tmp_path}/docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", host)
+    return host
+
+
+@pytest.fixture
+def black_hole_unix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """DOCKER_HOST at a unix socket that listens but never accepts: connects succeed, answers
+    never come. Returns that DOCKER_HOST."""
+    path = tmp_path / "black-hole.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        sock.listen(8)
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        yield f"unix://{path}"

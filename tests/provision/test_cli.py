@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from pytest_tria_deploy.provision.managed import wait_gone
-from pytest_tria_deploy.provision.server import run_async
+from pytest_tria_deploy.provision.readiness import run_async
 from tests.provision.conftest import pids_once_spawned, slow_redis
 from tests.provision.crash import crash_after
 
@@ -41,6 +41,13 @@ async def _select_one(url: str) -> object:
         await conn.close()
 
 
+def _up(*args: str) -> subprocess.Popen[str]:
+    """``tria-deploy up`` running in the background, its output captured."""
+    return subprocess.Popen(
+        [CLI, "up", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def _tria_deploy(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
@@ -49,12 +56,7 @@ def _tria_deploy(*args: str, timeout: float = 60) -> subprocess.CompletedProcess
 
 def test_up_prints_a_working_env_and_down_stops_it(tmp_path: Path, isolated_state: Path) -> None:
     env_file = tmp_path / "stack.env"
-    up = subprocess.Popen(
-        [CLI, "up", "--env-file", str(env_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    up = _up("--env-file", str(env_file))
     try:
         _wait_for_file(env_file, up, timeout=90)
         env = _parse_env(env_file.read_text())
@@ -98,12 +100,7 @@ def test_up_holds_until_ctrl_c_then_stops_everything(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # the summary table unwrapped, as on a wide terminal
     env_file = tmp_path / "stack.env"
-    up = subprocess.Popen(
-        [CLI, "up", "--env-file", str(env_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    up = _up("--env-file", str(env_file))
     try:
         _wait_for_file(env_file, up, timeout=90)
         pids = [int(p.stem.rsplit("-", 1)[1]) for p in (isolated_state / "pids").glob("*.json")]
@@ -130,12 +127,7 @@ def test_ctrl_c_while_up_starts_leaves_nothing_running(
     tmp_path: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRIA_REDIS_SERVER", str(slow_redis(tmp_path)))
-    up = subprocess.Popen(
-        [CLI, "up", "--workdir", str(tmp_path / "work")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    up = _up("--workdir", str(tmp_path / "work"))
     try:
         pids = pids_once_spawned(isolated_state / "pids", 4, up)
         up.send_signal(signal.SIGINT)
@@ -208,7 +200,18 @@ def test_up_failure_names_the_component_without_a_traceback(
 def test_help_warns_that_up_prints_secrets() -> None:
     shown = _tria_deploy("up", "--help", timeout=30)
     assert shown.returncode == 0
-    assert "passwords and tokens" in " ".join(shown.stdout.split())
+    text = " ".join(shown.stdout.replace("│", " ").split())
+    assert "passwords and tokens" in text
+    assert "TRIA_PG_BINDIR (a directory holding initdb and postgres) and TRIA_REDIS_SERVER" in text
+    assert "it is removed when the stack stops" in text  # as `up` does with --env-file
+
+
+def test_help_paragraphs_are_not_broken_mid_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typer keeps a docstring's single line breaks: on a wide terminal a sentence is one line."""
+    monkeypatch.setenv("COLUMNS", "300")
+    shown = _tria_deploy("serve", "--help", timeout=30)
+    assert shown.returncode == 0
+    assert "TRIA_PORT say where it listens, and a bad configuration or" in shown.stdout
 
 
 def test_serve_runs_the_service_until_sigterm(service_env: dict[str, str], tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pytest_tria_deploy.provision.compose import (
     compose_command,
     project_is_orphan,
     project_name,
+    up_failure,
     write_env_files,
 )
 from pytest_tria_deploy.provision.container_specs import StackSecrets
@@ -35,10 +36,7 @@ def test_compose_is_a_built_in_target() -> None:
     assert list(BUILTIN_TARGETS) == ["local", "containers", "compose"]
 
 
-def test_start_without_docker_is_the_one_line_refusal(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+def test_start_without_docker_is_the_one_line_refusal(no_engine: str) -> None:
     provider = ComposeProvider()
     with pytest.raises(DockerUnavailableError) as refused:
         provider.start(COMPOSE)
@@ -88,6 +86,29 @@ def test_project_names_tell_live_runs_from_gone_ones() -> None:
     gone.wait()
     assert project_is_orphan(name)
     assert not project_is_orphan("someone-elses-project")
+
+
+BUILD_LOG = "\n".join(f"#{n} [service build {n}/40] RUN something long" for n in range(40))
+
+
+@pytest.mark.parametrize(
+    ("last_line", "component"),
+    [
+        ("dependency failed to start: container tria-77-123-postgres-1 is unhealthy", "postgres"),
+        ("container tria-77-123-openai-standin-1 exited (1)", "openai"),
+        ("container tria-77-123-service-1 is unhealthy", "service"),
+        ("Error response from daemon: driver failed programming external connectivity", "compose"),
+    ],
+)
+def test_a_failed_up_is_named_by_compose_s_last_words(last_line: str, component: str) -> None:
+    """pytest-docker's error is the command and the whole output, a build log first: the cause
+    is at the end, not in the first few hundred characters."""
+    error = (
+        "Command docker compose --env-file /tmp/x/compose.env --profile standin -f "
+        '"deploy/docker-compose.yml" -p "tria-77-123" up --build --wait returned 1: """'
+        f'{BUILD_LOG}\n Container tria-77-123-redis-1  Healthy\n{last_line}\n""".'
+    )
+    assert up_failure(error, "tria-77-123") == (component, last_line)
 
 
 # --- end to end: only where Docker and the compose plugin answer ------------------------------

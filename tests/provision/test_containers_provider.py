@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any, ClassVar
 
 import asyncpg
 import httpx
@@ -18,10 +18,11 @@ from pytest_tria_deploy.provision.compose import ComposeProvider
 from pytest_tria_deploy.provision.container_specs import LABEL_OWNER_PID, StackSecrets
 from pytest_tria_deploy.provision.containers import ContainersProvider, ContainerStack
 from pytest_tria_deploy.provision.docker import DockerUnavailableError, docker_problem
+from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.external import ExternalProvider
 from pytest_tria_deploy.provision.local import LocalProvider
+from pytest_tria_deploy.provision.readiness import run_async
 from pytest_tria_deploy.provision.registry import provider_for
-from pytest_tria_deploy.provision.server import run_async
 from pytest_tria_deploy.targets import BUILTIN_TARGETS, Target
 
 CONTAINERS = BUILTIN_TARGETS["containers"]
@@ -29,12 +30,7 @@ HEAD = "containers target needs a Docker engine: "
 TAIL = "; use --tria-target=local, or start Docker"
 
 
-@pytest.fixture
-def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
-
-
-def test_start_without_an_engine_is_the_one_line_refusal(no_engine: None) -> None:
+def test_start_without_an_engine_is_the_one_line_refusal(no_engine: str) -> None:
     provider = ContainersProvider()
     with pytest.raises(DockerUnavailableError) as refused:
         provider.start(CONTAINERS)
@@ -44,7 +40,7 @@ def test_start_without_an_engine_is_the_one_line_refusal(no_engine: None) -> Non
     provider.stop()  # nothing to stop: still safe
 
 
-def test_testcontainers_own_refusal_becomes_the_same_line(no_engine: None) -> None:
+def test_testcontainers_own_refusal_becomes_the_same_line(no_engine: str) -> None:
     """Past the check (say the engine died in between), testcontainers raises while creating its
     client; the stack turns that into the same message and leaves nothing behind."""
     stack = ContainerStack(StackSecrets.generate())
@@ -56,6 +52,50 @@ def test_testcontainers_own_refusal_becomes_the_same_line(no_engine: None) -> No
     assert "\n" not in message
     assert stack._containers == {}
     assert stack._network is None
+
+
+class _Exited:
+    """docker-py's view of a container that exited: its status, exit code and last log lines."""
+
+    status = "exited"
+    attrs: ClassVar[dict[str, Any]] = {"State": {"ExitCode": 2}}
+
+    def __init__(self, log: bytes) -> None:
+        self._log = log
+
+    def reload(self) -> None:
+        return None
+
+    def logs(self, tail: int) -> bytes:
+        return b"\n".join(self._log.splitlines()[-tail:])
+
+
+class _ExitedService:
+    """A started testcontainers container whose process has exited: looking its port up gives
+    up with the bare TimeoutError testcontainers' ContainerStatusWaitStrategy raises."""
+
+    def __init__(self, log: bytes) -> None:
+        self._wrapped = _Exited(log)
+
+    def get_exposed_port(self, port: int) -> int:
+        raise TimeoutError("container did not become running")
+
+    def get_wrapped_container(self) -> _Exited:
+        return self._wrapped
+
+
+def test_a_container_that_exits_before_its_port_is_read_is_named_with_its_log() -> None:
+    """The service exits at once on a bad configuration, often before its port is looked up."""
+    secrets = StackSecrets.generate()
+    stack = ContainerStack(secrets)
+    log = f"noise\nSECRET_KEY={secrets.secret_key}\nconfig error: SECRET_KEY too short".encode()
+    stack._containers["service"] = _ExitedService(log)  # type: ignore[assignment]
+    with pytest.raises(ComponentStartError) as caught:
+        stack.published_ports({"service": 8000})
+    error = caught.value
+    assert (error.component, error.cause) == ("service", "exited with code 2")
+    assert error.log_tail == ["noise", "SECRET_KEY=***", "config error: SECRET_KEY too short"]
+    assert secrets.secret_key not in str(error)
 
 
 def test_the_registry_knows_every_provider_and_loads_no_docker_code() -> None:

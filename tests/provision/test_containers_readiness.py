@@ -41,8 +41,10 @@ def _endpoints(deps: DependencyEndpoints, service_url: str, **changes: str) -> E
     )
 
 
-def _no_logs(component: str) -> list[str]:
-    return [f"last line of {component}"]
+def _failure(component: str, cause: str) -> ComponentStartError:
+    """As a provider builds it: the component's log tail, its secrets masked."""
+    tail = [f"last line of {component}"]
+    return ComponentStartError(component, cause, tail, secrets=["pw-not-shown"])
 
 
 def test_a_ready_stack_passes_every_check(
@@ -52,7 +54,7 @@ def test_a_ready_stack_passes_every_check(
     checks = stack_checks(endpoints)
     assert [c.component for c in checks] == ["postgres", "redis", "chroma", "openai", "service"]
     assert first_failure(checks) is None
-    wait_until_ready(checks, 5.0, _no_logs)
+    wait_until_ready(checks, 5.0, _failure)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +78,7 @@ def test_a_dead_dependency_is_named_with_its_last_error(
     }
     checks = stack_checks(_endpoints(deps, service.url, **{change: broken[change]}))
     with pytest.raises(ComponentStartError) as caught:
-        wait_until_ready(checks, 0.5, _no_logs, secrets=["pw-not-shown"])
+        wait_until_ready(checks, 0.5, _failure)
     error = caught.value
     assert error.component == component
     assert error.cause.startswith("not ready after 0.5s (last error: ")
@@ -96,7 +98,7 @@ def test_an_exited_component_fails_the_wait_at_once(deps: DependencyEndpoints) -
     checks = stack_checks(_endpoints(deps, f"http://127.0.0.1:{free_port()}"))
     started = time.monotonic()
     with pytest.raises(ComponentStartError) as caught:
-        wait_until_ready(checks, 60.0, _no_logs, exited=lambda: ("service", "exited with code 1"))
+        wait_until_ready(checks, 60.0, _failure, exited=lambda: ("service", "exited with code 1"))
     assert time.monotonic() - started < 30  # not the 60 s the wait would otherwise allow
     assert str(caught.value).startswith("service failed to start: exited with code 1")
     assert caught.value.log_tail == ["last line of service"]

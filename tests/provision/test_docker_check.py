@@ -25,25 +25,6 @@ NO_ENGINE = "Error while fetching server API version"
 
 
 @pytest.fixture
-def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """DOCKER_HOST at a socket path where nothing listens."""
-    host = f"unix://{tmp_path}/docker.sock"
-    monkeypatch.setenv("DOCKER_HOST", host)
-    return host
-
-
-@pytest.fixture
-def black_hole_unix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
-    """A unix socket that listens but never accepts: connects succeed, answers never come."""
-    path = tmp_path / "black-hole.sock"
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(path))
-        sock.listen(8)
-        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-        yield f"unix://{path}"
-
-
-@pytest.fixture
 def black_hole_tcp(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,11 +21,8 @@ def test_db():
 
 
 @pytest.fixture
-def suite(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, no_engine: str) -> pytest.Pytester:
     """A tria suite, with DOCKER_HOST at a socket where nothing listens."""
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing-here.sock")
     pytester.makeini(QUIET_INI)
     activate(pytester)
     pytester.makepyfile(**SUITE)
@@ -76,19 +70,8 @@ def test_the_local_target_never_asks_docker(suite: pytest.Pytester) -> None:
     assert "Docker" not in result.stdout.str() + result.stderr.str()
 
 
-@pytest.fixture
-def black_hole(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """An engine address that accepts connections and never answers."""
-    path = tmp_path / "black-hole.sock"
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(path))
-        sock.listen(8)
-        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-        yield
-
-
 def test_a_black_holed_engine_stops_the_run_in_seconds(
-    suite: pytest.Pytester, black_hole: None
+    suite: pytest.Pytester, black_hole_unix: str
 ) -> None:
     """The timeout firing is the behaviour: bounded generously (the check allows 3 s a request)."""
     started = time.monotonic()

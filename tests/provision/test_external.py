@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.external import ExternalProvider
@@ -125,8 +126,29 @@ def test_the_provider_hands_back_exactly_what_the_target_declares(
     )
     provider = ExternalProvider()
     assert provider.start(target) == separate_stack.model_copy(update={"secret_key": None})
+    assert provider.describe() == {
+        "provider": "external",
+        "starts": "nothing: the target already runs",
+        "service": separate_stack.service_urls[0],  # what was verified, for the report
+    }
     provider.stop()
-    assert provider.describe()["provider"] == "external"
+    assert set(provider.describe()) == {"provider", "starts"}
+
+
+def test_the_verified_service_is_reported_without_its_credentials() -> None:
+    target = Target(
+        name="ext",
+        instances=["https://ops:pw-in-url@tria.example:8443", "https://tria-2.example"],
+        database_url=SecretStr("postgresql://u:p@127.0.0.1:1/db"),
+        redis_url=SecretStr("redis://127.0.0.1:1"),
+        openai_api_key=SecretStr("k"),
+        chroma_url="http://127.0.0.1:1",
+    )
+    provider = ExternalProvider()
+    provider.start(target)
+    service = provider.describe()["service"]
+    assert "pw-in-url" not in service
+    assert service.startswith("https://ops:***@tria.example:8443, https://tria-2.example")
 
 
 def test_an_external_target_on_a_running_stack_matches_the_local_target(

@@ -6,6 +6,7 @@ Each worker is a real process (tests/provision/shared_worker.py) whose stack is 
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 import redis
 from filelock import FileLock
 
+from pytest_tria_deploy.provision.base import StartFailedElsewhere, failure_cause
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.shared import SharedProvider, state_paths
@@ -186,19 +188,9 @@ def test_a_crashed_owner_is_reaped_and_replaced(
     assert all(wait_gone(pid, 5.0) for pid in new_pids)
 
 
-def test_a_failed_start_leaves_no_state_and_frees_the_lock(
-    run_dir: Path, tmp_path: Path, isolated_state: Path
-) -> None:
-    state_file, lock_file = state_paths(run_dir, "local")
-    state_file.write_text("{not json")  # a torn write of an earlier run: ignored, replaced
-    broken = SharedProvider(RedisProvider(tmp_path, server=tmp_path / "missing"), run_dir, "local")
-    with pytest.raises(ComponentStartError, match="redis failed to start: binary not found"):
-        broken.start(TARGET)
-    broken.stop()  # what the fixture does after a failed start: nothing to stop
-    assert state_file.read_text() == "{not json"
-    with FileLock(lock_file, timeout=0):  # raises Timeout if the lock were still held
-        pass
-
+def test_a_torn_state_file_is_replaced(run_dir: Path, tmp_path: Path, isolated_state: Path) -> None:
+    state_file = state_paths(run_dir, "local")[0]
+    state_file.write_text("{not json")  # a torn write of an earlier worker: ignored, replaced
     working = SharedProvider(RedisProvider(tmp_path), run_dir, "local")
     endpoints = working.start(TARGET)
     try:
@@ -207,4 +199,36 @@ def test_a_failed_start_leaves_no_state_and_frees_the_lock(
     finally:
         working.stop()
     assert not state_file.exists()
+    assert not _redis_pids(isolated_state)
+
+
+def test_a_failed_start_is_not_tried_again_by_the_next_worker(
+    run_dir: Path, tmp_path: Path, isolated_state: Path
+) -> None:
+    """The owner's failure is recorded: a worker arriving later (they queue on the lock) raises
+    the same cause at once instead of starting, and failing, all over again."""
+    attempts = tmp_path / "attempts"
+    broken = tmp_path / "redis-server"
+    broken.write_text(f'#!/bin/sh\necho started >> "{attempts}"\necho "fatal: no luck"\nexit 3\n')
+    broken.chmod(0o755)
+    state_file, lock_file = state_paths(run_dir, "local")
+
+    first = SharedProvider(RedisProvider(tmp_path / "first", server=broken), run_dir, "local")
+    with pytest.raises(ComponentStartError) as failed:
+        first.start(TARGET)
+    first.stop()  # what the fixture does after a failed start: nothing to stop
+    with FileLock(lock_file, timeout=0):  # raises Timeout if the lock were still held
+        pass
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+
+    second = SharedProvider(RedisProvider(tmp_path / "second", server=broken), run_dir, "local")
+    with pytest.raises(StartFailedElsewhere) as refused:
+        second.start(TARGET)
+    second.stop()
+
+    assert str(refused.value) == str(failed.value)
+    assert str(refused.value).startswith("redis failed to start: exited with code 3")
+    assert "fatal: no luck" in str(refused.value)  # the log tail travels with it
+    assert failure_cause(refused.value) == failure_cause(failed.value)
+    assert attempts.read_text() == "started\n"  # one attempt in all
     assert not _redis_pids(isolated_state)
