@@ -15,6 +15,7 @@ from types import MappingProxyType
 import pytest
 
 from pytest_tria_deploy.provision.fresh import FreshDeps
+from pytest_tria_deploy.provision.processes import ServiceServer, start_service
 from pytest_tria_deploy.provision.stack import DependencyEndpoints, LocalStack
 
 pytest_plugins = ("pytester",)
@@ -49,6 +50,16 @@ def service_env(local_stack: LocalStack, deps: DependencyEndpoints) -> Mapping[s
     or ``{**service_env, **fresh_deps("redis").env()}`` to point the service at your own Redis.
     """
     return MappingProxyType(local_stack.service_env(deps))
+
+
+@pytest.fixture(scope="session")
+def running_service(
+    tmp_path_factory: pytest.TempPathFactory, service_env: Mapping[str, str]
+) -> Iterator[ServiceServer]:
+    """One running service on ``deps`` (``.url``), shared by the session: only read from it."""
+    server = start_service(tmp_path_factory.mktemp("service"), service_env)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -162,11 +162,15 @@ class ManagedProcess:
             return None
 
     def pause(self) -> None:
-        """Freeze the whole group (SIGSTOP): the server keeps its sockets but answers nothing."""
+        """Freeze the server and every process it started (SIGSTOP): it keeps its sockets but
+        answers nothing. The group alone is not enough: PostgreSQL's backends leave it (each
+        calls setsid) and would go on answering on connections a pool already holds."""
         self._signal_group(signal.SIGSTOP)
+        self._signal_descendants(signal.SIGSTOP)
 
     def resume(self) -> None:
         self._signal_group(signal.SIGCONT)
+        self._signal_descendants(signal.SIGCONT)
 
     def kill(self) -> None:
         """Crash the server (SIGKILL to the group); its files stay so it can be restarted."""
@@ -207,6 +211,14 @@ class ManagedProcess:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
+
+    def _signal_descendants(self, signum: int) -> None:
+        if self._reaped:
+            return
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.send_signal(signum)
 
 
 _LIVE: set[ManagedProcess] = set()

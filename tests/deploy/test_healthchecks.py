@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,6 @@ from pytest_tria_deploy.provision.processes import (
     ServiceServer,
     postgres_bindir,
     redis_server_binary,
-    start_service,
 )
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
 from tests.deploy.manifests import dockerfile, load_compose
@@ -68,15 +67,6 @@ def _port(url: str) -> int:
     port = urlsplit(url).port
     assert port is not None
     return port
-
-
-@pytest.fixture(scope="module")
-def service(
-    tmp_path_factory: pytest.TempPathFactory, service_env: Mapping[str, str]
-) -> Iterator[ServiceServer]:
-    server = start_service(tmp_path_factory.mktemp("service"), service_env)
-    yield server
-    server.stop()
 
 
 def test_postgres_check_passes_on_a_ready_server(
@@ -135,15 +125,15 @@ def test_standin_check_passes_on_the_standin(
 
 
 def test_service_checks_pass_on_a_ready_service(
-    services: dict[str, Any], service: ServiceServer
+    services: dict[str, Any], running_service: ServiceServer
 ) -> None:
     compose_check = _argv(services["service"]["healthcheck"]["test"])
-    ready = [*compose_check[:-1], compose_check[-1].replace(":8000/", f":{service.port}/")]
+    ready = [*compose_check[:-1], compose_check[-1].replace(":8000/", f":{running_service.port}/")]
     assert _run(ready) == 0
     closed = [*compose_check[:-1], compose_check[-1].replace(":8000/", f":{free_port()}/")]
     assert _run(closed) != 0
 
     (check,) = [i.args for i in dockerfile() if i.keyword == "HEALTHCHECK"]
     image_check: list[str] = json.loads(check.partition(" CMD ")[2])
-    assert _run(image_check, {"TRIA_PORT": str(service.port)}) == 0
+    assert _run(image_check, {"TRIA_PORT": str(running_service.port)}) == 0
     assert _run(image_check, {"TRIA_PORT": str(free_port())}) != 0

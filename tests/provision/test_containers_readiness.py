@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
 
 import pytest
 from pydantic import SecretStr
@@ -11,18 +10,9 @@ from pydantic import SecretStr
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import free_port
-from pytest_tria_deploy.provision.processes import ServiceServer, start_service
+from pytest_tria_deploy.provision.processes import ServiceServer
 from pytest_tria_deploy.provision.readiness import first_failure, stack_checks, wait_until_ready
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
-
-
-@pytest.fixture(scope="module")
-def service(
-    tmp_path_factory: pytest.TempPathFactory, service_env: Mapping[str, str]
-) -> Iterator[ServiceServer]:
-    server = start_service(tmp_path_factory.mktemp("service"), service_env)
-    yield server
-    server.stop()
 
 
 def _endpoints(deps: DependencyEndpoints, service_url: str, **changes: str) -> Endpoints:
@@ -48,9 +38,9 @@ def _failure(component: str, cause: str) -> ComponentStartError:
 
 
 def test_a_ready_stack_passes_every_check(
-    deps: DependencyEndpoints, service: ServiceServer
+    deps: DependencyEndpoints, running_service: ServiceServer
 ) -> None:
-    endpoints = _endpoints(deps, service.url)
+    endpoints = _endpoints(deps, running_service.url)
     checks = stack_checks(endpoints)
     assert [c.component for c in checks] == ["postgres", "redis", "chroma", "openai", "service"]
     assert first_failure(checks) is None
@@ -67,7 +57,7 @@ def test_a_ready_stack_passes_every_check(
     ],
 )
 def test_a_dead_dependency_is_named_with_its_last_error(
-    deps: DependencyEndpoints, service: ServiceServer, component: str, change: str
+    deps: DependencyEndpoints, running_service: ServiceServer, component: str, change: str
 ) -> None:
     closed = free_port()
     broken = {
@@ -76,7 +66,7 @@ def test_a_dead_dependency_is_named_with_its_last_error(
         "chroma_url": f"http://127.0.0.1:{closed}",
         "openai_base_url": f"http://127.0.0.1:{closed}/v1",
     }
-    checks = stack_checks(_endpoints(deps, service.url, **{change: broken[change]}))
+    checks = stack_checks(_endpoints(deps, running_service.url, **{change: broken[change]}))
     with pytest.raises(ComponentStartError) as caught:
         wait_until_ready(checks, 0.5, _failure)
     error = caught.value
@@ -86,8 +76,10 @@ def test_a_dead_dependency_is_named_with_its_last_error(
     assert "pw-not-shown" not in str(error)
 
 
-def test_a_wrong_openai_key_is_not_ready(deps: DependencyEndpoints, service: ServiceServer) -> None:
-    checks = stack_checks(_endpoints(deps, service.url, openai_api_key="sk-wrong-key-0000"))
+def test_a_wrong_openai_key_is_not_ready(
+    deps: DependencyEndpoints, running_service: ServiceServer
+) -> None:
+    checks = stack_checks(_endpoints(deps, running_service.url, openai_api_key="sk-wrong-key-0000"))
     failure = first_failure(checks)
     assert failure is not None
     assert failure[0] == "openai"

@@ -11,14 +11,13 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from tria_service.api.chat import ChatResponseBody
@@ -83,22 +82,6 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
         transport = httpx.ASGITransport(app=app, client=(peer, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://tria.test") as client:
             yield InProcessApp(app, client, monitor, lifecycle, settings, peer)
-
-
-@contextmanager
-def frozen(pid: int) -> Iterator[None]:
-    """SIGSTOP a server and every process it started, for the block. ManagedProcess.pause() stops
-    its process group, which PostgreSQL's backends leave (each calls setsid), so they would go on
-    answering on the connections a pool already holds."""
-    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    for process in processes:
-        process.suspend()
-    try:
-        yield
-    finally:
-        for process in processes:
-            with suppress(psutil.NoSuchProcess):
-                process.resume()
 
 
 def set_fault(server: StandinServer, mode: str, **extra: Any) -> None:

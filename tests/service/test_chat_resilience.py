@@ -24,7 +24,6 @@ from tests.service.helpers import (
     NO_DRAIN_DELAY,
     InProcessApp,
     bearer,
-    frozen,
     hot_window,
     say,
     serve_in_process,
@@ -285,12 +284,15 @@ async def test_a_hung_postgres_answers_503_within_the_command_timeout_never_500(
     settings = chat_settings(DATABASE_URL=own.database_url, TRIA_DB_COMMAND_TIMEOUT="2")
     async with serve_in_process(settings) as running:
         first = await say(running.client, "Hello")
-        with frozen(server.process.pid):
+        server.process.pause()
+        try:
             started = time.monotonic()
             turn = await running.client.post(
                 "/api/v1/chat", json={"message": "Hello", "session_id": first["session_id"]}
             )
             elapsed = time.monotonic() - started
+        finally:
+            server.process.resume()
         after = await running.client.post(
             "/api/v1/chat", json={"message": "Hello", "session_id": first["session_id"]}
         )
