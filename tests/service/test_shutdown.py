@@ -138,8 +138,10 @@ def _models_requests(standin_url: str) -> int:
 
 
 def _refuses(url: str) -> bool:
+    """No new work served: the connection is refused, or (when it raced the listener's close and
+    sat in the kernel's backlog) closed without a response."""
     try:
         httpx.get(url, timeout=2)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.RemoteProtocolError):
         return True
     return False
