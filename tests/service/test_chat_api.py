@@ -424,7 +424,14 @@ async def test_diagnostics_show_every_component_section(
     assert components["sessions"]["created"] == 2
     guard = components["redis_guard"]
     assert (guard["status"], guard["failures"], guard["skipped_calls"]) == ("pass", {}, {})
-    assert lifecycle == ["clients", "health-monitor", "chat"]
+    assert lifecycle == [
+        "clients",
+        "health-monitor",
+        "chat.sessions",
+        "chat.intent-classifier",
+        "chat.knowledge",
+        "chat.agent",
+    ]
 
 
 def test_openapi_declares_every_response_a_client_can_cause() -> None:

@@ -358,10 +358,20 @@ async def test_lifespan_shutdown_stops_the_monitor_then_closes_clients(
 ) -> None:
     async with serve_in_process(make_settings()) as running:
         lifecycle = running.lifecycle
-        assert lifecycle.registered == ["clients", "health-monitor", "chat"]
+        assert lifecycle.registered == [
+            "clients",
+            "health-monitor",
+            "chat.sessions",
+            "chat.intent-classifier",
+            "chat.knowledge",
+            "chat.agent",
+        ]
     outcomes = lifecycle.last_outcomes
     assert [(o.name, o.outcome) for o in outcomes] == [
-        ("chat", "ok"),
+        ("chat.agent", "ok"),
+        ("chat.knowledge", "ok"),
+        ("chat.intent-classifier", "ok"),
+        ("chat.sessions", "ok"),
         ("health-monitor", "ok"),
         ("clients", "ok"),
     ]
@@ -388,7 +398,7 @@ async def test_two_apps_in_sequence_on_the_process_wide_singletons_both_clean_up
         assert clients.closed
         assert not get_health_monitor().refreshing
         closed.append(clients)
-        assert [o.outcome for o in get_lifecycle_manager().last_outcomes] == ["ok", "ok", "ok"]
+        assert [o.outcome for o in get_lifecycle_manager().last_outcomes] == ["ok"] * 6
 
     assert closed[0] is not closed[1]
 

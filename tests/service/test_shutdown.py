@@ -86,7 +86,14 @@ def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
     assert took < GRACE_SECONDS + 5
     events = [json.loads(line) for line in log.splitlines() if line.strip()]
     closed = [e["component"] for e in events if e.get("event") == "shutdown_callback_done"]
-    assert closed == ["chat", "health-monitor", "clients"]
+    assert closed == [
+        "chat.agent",
+        "chat.knowledge",
+        "chat.intent-classifier",
+        "chat.sessions",
+        "health-monitor",
+        "clients",
+    ]
 
 
 def test_a_request_longer_than_the_grace_period_does_not_keep_the_process(

@@ -83,8 +83,16 @@ class ChatComponents:
         monitor: HealthMonitor,
         lifecycle: LifecycleManager,
     ) -> None:
-        """Register shutdown and diagnostics, then load the knowledge base."""
-        lifecycle.register("chat", self.close)
+        """Register shutdown and diagnostics, then load the knowledge base.
+
+        Shutdown runs in reverse: the agent first, then the knowledge base (an ingestion in
+        progress finishes), the classifier and the sessions. The cache and the rate limiter keep
+        no state of their own beyond Redis, so they have nothing to close.
+        """
+        lifecycle.register("chat.sessions", self.sessions.close)
+        lifecycle.register("chat.intent-classifier", self.classifier.close)
+        lifecycle.register("chat.knowledge", self.knowledge.close)
+        lifecycle.register("chat.agent", self.agent.close)
         monitor.register_component("knowledge", self.knowledge.diagnostics)
         monitor.register_component("sessions", self.sessions.diagnostics)
         monitor.register_component("cache", self.cache.diagnostics)
@@ -93,10 +101,6 @@ class ChatComponents:
         monitor.register_component("redis_guard", self.redis_guard.diagnostics)
         if self.settings.tria_enable_rag:
             await self._load_knowledge(startup_results)
-
-    async def close(self) -> None:
-        """Wait for an ingestion in progress; the clients themselves belong to the app."""
-        await self.knowledge.close()
 
     async def _load_knowledge(self, startup_results: Mapping[str, ProbeResult]) -> None:
         down = [d.value for d in KNOWLEDGE_NEEDS if not startup_results[d.value].ok]
