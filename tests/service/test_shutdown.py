@@ -146,9 +146,9 @@ def _models_requests(standin_url: str) -> int:
 
 def _refuses(url: str) -> bool:
     """No new work served: the connection is refused, or (when it raced the listener's close and
-    sat in the kernel's backlog) closed without a response."""
+    sat in the kernel's backlog) reset or closed without a response."""
     try:
         httpx.get(url, timeout=2)
-    except (httpx.ConnectError, httpx.RemoteProtocolError):
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
         return True
     return False
