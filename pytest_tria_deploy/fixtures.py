@@ -16,7 +16,8 @@ import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.helpers import KeyNamespace, asyncpg_dsn
-from pytest_tria_deploy.provision.base import Provider, ProvisionError, failure_cause
+from pytest_tria_deploy.provision.base import Provider, ProvisionError
+from pytest_tria_deploy.provision.errors import failure_cause
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.provision.shared import SharedProvider
 from pytest_tria_deploy.redact import redact, register_secrets

@@ -9,14 +9,14 @@ import httpx
 
 from pytest_tria_deploy.provision.binaries import chroma_command
 from pytest_tria_deploy.provision.managed import Launch, claim_port
-from pytest_tria_deploy.provision.readiness import heartbeat
+from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, heartbeat
 from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
 
 
 class ChromaServer(HttpServer):
-    def probe(self) -> None:
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> None:
         """The v2 heartbeat answers 200."""
-        heartbeat(self.url)
+        heartbeat(self.url, timeout)
 
     def version(self) -> str:
         response = httpx.get(f"{self.url}/api/v2/version", timeout=1.0).raise_for_status()

@@ -4,9 +4,10 @@ pytest-docker's ``get_docker_services`` (what its ``docker_services`` fixture wr
 ``up --build --wait`` and, at the end, ``down -v``; the provider enters it from the plugin's
 session fixture, so a run needs none of pytest-docker's fixtures. What it adds:
 
-- fresh secrets in a generated ``.env.docker`` (mode 0600) that the compose file reads through
-  ``TRIA_ENV_DOCKER``; a second, secret-free env file holds that path and an empty
-  ``TRIA_SERVICE_PORT``, so every port is published on a random 127.0.0.1 port;
+- fresh secrets in a generated ``.env.docker`` (mode 0600), passed with ``--env-file``: compose
+  interpolates each container's own variables from it; its empty ``TRIA_SERVICE_PORT`` publishes
+  every port on a random 127.0.0.1 port. The shell wins over an env file in that interpolation,
+  so the variables the file sets are unset from the environment compose inherits;
 - the ``standin`` profile: the OpenAI stand-in runs as a compose service;
 - a project name ``tria-<pid>-<start time>``, so a later start takes down projects whose run is
   gone;
@@ -22,17 +23,18 @@ import re
 import shlex
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.provision.base import StartedComponent, component_facts
 from pytest_tria_deploy.provision.containers import project_root
 from pytest_tria_deploy.provision.docker import DockerUnavailableError, docker_problem, one_line
 from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.facts import StartedComponent, component_facts
 from pytest_tria_deploy.targets import Target
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ def up_failure(error: str, project: str) -> tuple[str, str]:
 
 
 def compose_env(stack: StackSecrets) -> dict[str, str]:
-    """What ``.env.docker`` holds for a throwaway compose stack (the service's secrets too)."""
+    """A throwaway stack's ``.env.docker``, as a user's would be: every container's secrets."""
     from pytest_tria_deploy.provision.container_specs import PORTS, network_dependencies
 
     return {
@@ -118,16 +120,24 @@ def _write_env(path: Path, values: Mapping[str, str]) -> Path:
     return path
 
 
-def write_env_files(workdir: Path, stack: StackSecrets) -> Path:
-    """The secrets file and the interpolation file that points at it; returns the latter."""
-    secrets_file = _write_env(workdir / ".env.docker", compose_env(stack))
-    knobs = {"TRIA_ENV_DOCKER": str(secrets_file), "TRIA_SERVICE_PORT": ""}
-    return _write_env(workdir / "compose.env", knobs)
+def interpolation_env(stack: StackSecrets) -> dict[str, str]:
+    """What compose interpolates the file with: the stack's variables, and every port free."""
+    return {**compose_env(stack), "TRIA_SERVICE_PORT": ""}
 
 
-def compose_command(knobs: Path) -> str:
-    """pytest-docker's ``docker_compose_command``: a shell prefix it appends ``-f``/``-p`` to."""
-    return f"docker compose --env-file {shlex.quote(str(knobs))} --profile {PROFILE}"
+def write_env_file(workdir: Path, values: Mapping[str, str]) -> Path:
+    """``.env.docker`` in ``workdir``, readable by this user only (it holds the secrets)."""
+    return _write_env(workdir / ".env.docker", values)
+
+
+def compose_command(env_file: Path, names: Iterable[str]) -> str:
+    """pytest-docker's ``docker_compose_command``: a shell prefix it appends ``-f``/``-p`` to.
+
+    ``names`` (what ``env_file`` sets) are unset first: a variable in compose's own environment
+    would beat the file's, so a developer's DATABASE_URL could reach the throwaway stack.
+    """
+    unset = "".join(f"-u {shlex.quote(name)} " for name in sorted(names))
+    return f"env {unset}docker compose --env-file {shlex.quote(str(env_file))} --profile {PROFILE}"
 
 
 def _execute(command: str, compose_file: Path, project: str, subcommand: str) -> str:
@@ -193,7 +203,8 @@ class ComposeProvider:
         stack = StackSecrets.generate()
         self._secrets = stack.values()
         self._workdir = Path(tempfile.mkdtemp(prefix="tria-compose-"))
-        command = compose_command(write_env_files(self._workdir, stack))
+        values = interpolation_env(stack)
+        command = compose_command(write_env_file(self._workdir, values), values)
         reap_compose_leftovers(command, compose_file)
         project = project_name()
         services = self._up(command, compose_file, project)
@@ -243,9 +254,10 @@ class ComposeProvider:
         from pytest_tria_deploy.provision.readiness import first_failure, stack_checks
 
         checks = stack_checks(endpoints)
+        deadline = time.monotonic() + READY_TIMEOUT  # each probe is cut to the time left
         try:
             services.wait_until_responsive(
-                check=lambda: first_failure(checks) is None,
+                check=lambda: first_failure(checks, deadline) is None,
                 timeout=READY_TIMEOUT,
                 pause=READY_PAUSE,
             )

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.provision.base import StartedComponent, component_facts
 from pytest_tria_deploy.provision.docker import (
     DockerStatus,
     DockerUnavailableError,
     docker_problem,
+    exception_text,
     one_line,
 )
 from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.facts import StartedComponent, component_facts
 from pytest_tria_deploy.provision.readiness import describe_error
 from pytest_tria_deploy.targets import Target
 
@@ -59,7 +60,7 @@ def project_root() -> Path:
 
 def _engine_error(exc: Exception) -> DockerUnavailableError:
     """testcontainers raises from a container's constructor when no daemon answers."""
-    status = DockerStatus(engine_problem=one_line(str(exc) or type(exc).__name__))
+    status = DockerStatus(engine_problem=one_line(exception_text(exc)))
     return DockerUnavailableError(status.problem_for("containers"))
 
 

@@ -32,6 +32,12 @@ def one_line(text: str) -> str:
     return flat if len(flat) <= _MAX_CAUSE else flat[: _MAX_CAUSE - 3] + "..."
 
 
+def exception_text(exc: BaseException) -> str:
+    """What an exception says: its message, or its type when the message is empty (an
+    exception object is always truthy, so ``exc or ...`` would never fall back)."""
+    return str(exc) or type(exc).__name__
+
+
 @dataclass(frozen=True)
 class DockerStatus:
     """What the check found: versions when usable, otherwise the cause (one redacted line)."""
@@ -69,11 +75,11 @@ def _engine(timeout: float) -> tuple[str | None, str | None]:
     try:
         client = DockerClient(timeout=timeout)
     except Exception as exc:  # docker-py raises DockerException, ValueError, OSError...
-        return None, one_line(f"no engine answers at {where}: {exc or type(exc).__name__}")
+        return None, one_line(f"no engine answers at {where}: {exception_text(exc)}")
     try:
         version = client.client.version().get("Version")
     except Exception as exc:
-        return None, one_line(f"the engine did not report its version: {exc}")
+        return None, one_line(f"the engine did not report its version: {exception_text(exc)}")
     finally:
         client.client.close()
     return str(version or "unknown"), None
@@ -99,7 +105,7 @@ def _compose(timeout: float) -> tuple[str | None, str | None]:
     except subprocess.TimeoutExpired:
         return None, f"'docker compose version' did not answer within {timeout:g}s"
     except OSError as exc:
-        return None, one_line(f"the docker CLI cannot run: {exc}")
+        return None, one_line(f"the docker CLI cannot run: {exception_text(exc)}")
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()
         detail = f" ({said[0]})" if said else ""

@@ -1,9 +1,11 @@
-"""The one error a failed start raises: which component, why, and what its log said (redacted)."""
+"""Why a start failed: the error naming the component (its cause and redacted log tail), the
+error relayed from another worker, and how a report words any failed start."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from pytest_tria_deploy.provision.docker import DockerUnavailableError
 from pytest_tria_deploy.redact import redact, register_secrets
 
 
@@ -49,3 +51,18 @@ def _rebuild(
 ) -> ComponentStartError:
     """Pickle support (pytest-xdist ships exceptions between processes)."""
     return ComponentStartError(component, cause, log_tail, log_path=log_path)
+
+
+class StartFailedElsewhere(RuntimeError):
+    """The run's shared stack failed to start in another worker; str() is that worker's cause.
+
+    Raised instead of a second attempt, so every worker reports the same failure at once.
+    """
+
+
+def failure_cause(exc: BaseException) -> str:
+    """How a failed start reads in a report: errors that name the component and the fix (or a
+    cause recorded by another worker) in their own words, anything else with its type."""
+    if isinstance(exc, ComponentStartError | DockerUnavailableError | StartFailedElsewhere):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

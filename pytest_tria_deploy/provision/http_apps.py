@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pytest_tria_deploy.provision.managed import Launch, claim_port
-from pytest_tria_deploy.provision.readiness import models, service_ready
+from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, models, service_ready
 from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
 
 STANDIN_MODULE = "pytest_tria_deploy.standins.openai"
@@ -64,9 +64,9 @@ class StandinServer(HttpServer):
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
-    def probe(self) -> None:
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> None:
         """GET /v1/models with the key answers 200."""
-        models(self.base_url, self.api_key or _PROBE_KEY)
+        models(self.base_url, self.api_key or _PROBE_KEY, timeout)
 
     def version(self) -> str:
         """The stand-in ships with tria-deploy, so it has tria-deploy's version."""
@@ -102,9 +102,9 @@ def start_openai_standin(
 
 
 class ServiceServer(HttpServer):
-    def probe(self) -> None:
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> None:
         """Readiness answers 200: every critical dependency is reachable."""
-        service_ready(self.url)
+        service_ready(self.url, timeout)
 
     def version(self) -> str:
         response = httpx.get(f"{self.url}/health", timeout=2.0).raise_for_status()

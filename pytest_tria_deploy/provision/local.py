@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.provision.base import component_facts
+from pytest_tria_deploy.provision.facts import component_facts
 from pytest_tria_deploy.targets import Target
 
 if TYPE_CHECKING:

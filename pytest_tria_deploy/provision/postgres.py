@@ -20,10 +20,11 @@ from urllib.parse import quote
 import asyncpg
 from filelock import FileLock
 
+from pytest_tria_deploy.provision.aio import run_async
 from pytest_tria_deploy.provision.binaries import postgres_bindir, unprivileged_ids
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import Launch, claim_port, runtime_dir
-from pytest_tria_deploy.provision.readiness import run_async, select_one
+from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, select_one
 from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook, wait_ready
 
 _FAST_SETTINGS = {
@@ -74,16 +75,18 @@ class PostgresServer(Server):
         password = quote(self.password, safe="")
         return f"postgresql://{self.user}:{password}@{HOST}:{self.port}/{self.database}"
 
-    def probe(self) -> None:
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> None:
         """``SELECT 1`` over TCP as the application user."""
-        select_one(self.url)
+        select_one(self.url, timeout)
 
     def version(self) -> str:
         """Learnt at bootstrap, on the connection that creates the role (no extra round trip)."""
         return self._version
 
-    def bootstrap(self) -> None:
-        """Create the application role and database over the unix socket (idempotent)."""
+    def bootstrap(self, timeout: float = PROBE_TIMEOUT) -> None:
+        """Create the application role and database over the unix socket (idempotent); a
+        readiness probe until the socket answers, so ``timeout`` bounds the connect (the DDL
+        after it is not cut short)."""
 
         async def create() -> None:
             conn = await asyncpg.connect(
@@ -91,7 +94,7 @@ class PostgresServer(Server):
                 port=self.port,
                 user="postgres",
                 database="postgres",
-                timeout=2,
+                timeout=timeout,
             )
             try:
                 server = conn.get_server_version()

@@ -10,55 +10,57 @@ reachable from the test host.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.helpers import asyncpg_dsn
+from pytest_tria_deploy.provision.aio import run_async
 from pytest_tria_deploy.provision.errors import ComponentStartError, redact_text
 
 PROBE_TIMEOUT = 2.0
-T = TypeVar("T")
+# Past the wait's deadline a probe still gets this long: the last look is a real one.
+LAST_LOOK = 0.1
 Exited = Callable[[], tuple[str, str] | None]
 """Names a component that has stopped running and how: (component, cause), else None."""
 Failure = Callable[[str, str], ComponentStartError]
 """Builds the error for (component, cause), with that component's redacted log tail."""
 
 
-def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from sync code, even when the caller's thread has a loop."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, factory()).result()
-
-
-def select_one(database_url: str) -> None:
+def select_one(database_url: str, timeout: float = PROBE_TIMEOUT) -> None:
     import asyncpg
 
     async def query() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(database_url), timeout=PROBE_TIMEOUT)
-        try:
-            await conn.fetchval("SELECT 1")
-        finally:
-            await conn.close()
+        async with asyncio.timeout(timeout):
+            conn = await asyncpg.connect(asyncpg_dsn(database_url), timeout=timeout)
+            try:
+                await conn.fetchval("SELECT 1")
+            finally:
+                await conn.close()
 
     run_async(query)
 
 
-def ping(redis_url: str) -> None:
+def ping(redis_url: str, timeout: float = PROBE_TIMEOUT) -> None:
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
     client = redis.Redis.from_url(
         redis_url,
-        socket_connect_timeout=PROBE_TIMEOUT,
-        socket_timeout=PROBE_TIMEOUT,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),  # the caller's backoff decides; no hidden retries
     )
     try:
@@ -68,30 +70,31 @@ def ping(redis_url: str) -> None:
         client.close()
 
 
-def heartbeat(chroma_url: str) -> None:
+def heartbeat(chroma_url: str, timeout: float = PROBE_TIMEOUT) -> None:
     url = f"{chroma_url.rstrip('/')}/api/v2/heartbeat"
-    httpx.get(url, timeout=PROBE_TIMEOUT).raise_for_status()
+    httpx.get(url, timeout=timeout).raise_for_status()
 
 
-def models(base_url: str, api_key: str) -> None:
+def models(base_url: str, api_key: str, timeout: float = PROBE_TIMEOUT) -> None:
     headers = {"Authorization": f"Bearer {api_key}"}
     url = f"{base_url.rstrip('/')}/models"
-    httpx.get(url, headers=headers, timeout=PROBE_TIMEOUT).raise_for_status()
+    httpx.get(url, headers=headers, timeout=timeout).raise_for_status()
 
 
-def service_ready(service_url: str) -> None:
+def service_ready(service_url: str, timeout: float = PROBE_TIMEOUT) -> None:
     url = f"{service_url.rstrip('/')}/api/v1/health/readiness"
-    response = httpx.get(url, timeout=PROBE_TIMEOUT)
+    response = httpx.get(url, timeout=timeout)
     if response.status_code != 200:
         raise ConnectionError(f"readiness answered {response.status_code}")
 
 
 @dataclass(frozen=True)
 class Check:
-    """One component's readiness probe: raises while the component does not answer."""
+    """One component's readiness probe: raises while the component does not answer within
+    the timeout (seconds) it is given."""
 
     component: str
-    probe: Callable[[], object]
+    probe: Callable[[float], object]
 
 
 def stack_checks(endpoints: Endpoints) -> list[Check]:
@@ -115,11 +118,20 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def first_failure(checks: Sequence[Check]) -> tuple[str, str] | None:
-    """(component, redacted cause) of the first check that fails, or None when all pass."""
+def probe_budget(deadline: float | None) -> float:
+    """How long one probe may take: PROBE_TIMEOUT, cut to what is left before ``deadline``
+    (a ``time.monotonic()`` value), but never below LAST_LOOK."""
+    if deadline is None:
+        return PROBE_TIMEOUT
+    return max(LAST_LOOK, min(PROBE_TIMEOUT, deadline - time.monotonic()))
+
+
+def first_failure(checks: Sequence[Check], deadline: float | None = None) -> tuple[str, str] | None:
+    """(component, redacted cause) of the first check that fails, or None when all pass; each
+    probe is bounded by ``probe_budget(deadline)``, so a pass ends by the deadline."""
     for check in checks:
         try:
-            check.probe()
+            check.probe(probe_budget(deadline))
         except Exception as exc:
             return check.component, redact_text(describe_error(exc))
     return None
@@ -160,11 +172,18 @@ def wait_until_ready(
 
     When ``exited()`` names a component that stopped running, the wait fails at once instead of
     polling a process that cannot come back. Either way, and after ``timeout`` (with the last
-    error as the cause), ``failure(component, cause)`` is raised.
+    error as the cause), ``failure(component, cause)`` is raised. Probes and pauses are cut to
+    the time left, so the wait ends within ``timeout`` plus a last look (LAST_LOOK per probe).
     """
+    deadline = time.monotonic() + timeout
+    backoff_wait = wait_exponential(multiplier=backoff.first, min=backoff.first, max=backoff.most)
+
+    def pause(state: RetryCallState) -> float:
+        return max(0.0, min(backoff_wait(state), deadline - time.monotonic()))
+
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=backoff.first, min=backoff.first, max=backoff.most),
+        wait=pause,
         retry=retry_if_exception_type(_NotReady),
         reraise=True,
     )
@@ -174,7 +193,7 @@ def wait_until_ready(
                 dead = exited()
                 if dead is not None:
                     raise failure(*dead)
-                failed = first_failure(checks)
+                failed = first_failure(checks, deadline)
                 if failed is not None:
                     raise _NotReady(*failed)
     except _NotReady as exc:

@@ -12,7 +12,7 @@ from redis.retry import Retry
 
 from pytest_tria_deploy.provision.binaries import redis_server_binary
 from pytest_tria_deploy.provision.managed import Launch, claim_port
-from pytest_tria_deploy.provision.readiness import ping
+from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, ping
 from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook
 
 
@@ -39,9 +39,9 @@ class RedisServer(Server):
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}{HOST}:{self.port}/0"
 
-    def probe(self) -> None:
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> None:
         """PING answers PONG (with AUTH when a password is set)."""
-        ping(self.url)
+        ping(self.url, timeout)
 
     def version(self) -> str:
         client = redis.Redis.from_url(

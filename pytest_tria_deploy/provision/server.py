@@ -9,7 +9,7 @@ from typing import Self
 
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import Launch, ManagedProcess, spawn
-from pytest_tria_deploy.provision.readiness import LOCAL, Check, wait_until_ready
+from pytest_tria_deploy.provision.readiness import LOCAL, PROBE_TIMEOUT, Check, wait_until_ready
 
 HOST = "127.0.0.1"
 SpawnHook = Callable[[ManagedProcess], None]
@@ -25,7 +25,7 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def wait_ready(process: ManagedProcess, probe: Callable[[], object], timeout: float) -> None:
+def wait_ready(process: ManagedProcess, probe: Callable[[float], object], timeout: float) -> None:
     """Poll ``probe`` (readiness.wait_until_ready, fast backoff) until it stops raising; fail at
     once if the server dies. On failure the process is stopped and ComponentStartError carries
     the redacted log tail."""
@@ -69,8 +69,9 @@ class Server(ABC):
         return process
 
     @abstractmethod
-    def probe(self) -> None:
-        """Raise while the server does not answer; subclasses talk their real protocol."""
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> None:
+        """Raise while the server does not answer within ``timeout`` seconds; subclasses talk
+        their real protocol."""
 
     @abstractmethod
     def version(self) -> str:

@@ -10,9 +10,11 @@ failing as slowly.
 
 The owner's servers are its children, tied to it by their pid files: were it to exit first, the
 reaper would take them for orphans. So the owner is the last one out: at its teardown it leaves
-the users list, waits until every other user has left (or died), then stops the stack. A crashed
-owner leaves a state file naming a dead process: the next worker to ask reaps its servers and
-starts afresh.
+the users list, waits until every other user has left (or died), then stops the stack. It waits
+``USERS_TIMEOUT`` at most: a worker still attached after that is taken as hung, and the stack
+stops anyway with a warning naming its pid, rather than the run hanging at its end in silence.
+A crashed owner leaves a state file naming a dead process: the next worker to ask reaps its
+servers and starts afresh.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,13 +31,22 @@ from filelock import FileLock, Timeout
 from pydantic import SecretStr, ValidationError
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.provision.base import Provider, StartFailedElsewhere, failure_cause
+from pytest_tria_deploy.provision.base import Provider
+from pytest_tria_deploy.provision.errors import StartFailedElsewhere, failure_cause
 from pytest_tria_deploy.provision.managed import owner_alive, reap_orphans, this_process
 from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.targets import Target
 
 LOCK_TIMEOUT = 600.0  # a start holds the lock; the slowest bounded start is far shorter
+# How long the owner waits at its end for the other workers to leave. Generous: workers usually
+# finish close together, but a target's staged tests all run on one worker (distribute.py),
+# which may still be busy long after the owner is done.
+USERS_TIMEOUT = 1800.0
 POLL_SECONDS = 0.1
+
+
+class UsersStillAttachedWarning(UserWarning):
+    """The owner stopped the shared stack while workers it waited for were still attached."""
 
 
 def state_paths(directory: Path, key: str) -> tuple[Path, Path]:
@@ -58,8 +70,12 @@ def _is_me(record: dict[str, Any]) -> bool:
 class SharedProvider:
     """A provider whose stack the processes of one run share; the same protocol as any other."""
 
-    def __init__(self, provider: Provider, directory: Path, key: str) -> None:
+    def __init__(
+        self, provider: Provider, directory: Path, key: str, users_timeout: float = USERS_TIMEOUT
+    ) -> None:
         self._provider = provider
+        self._key = key
+        self._users_timeout = users_timeout
         self._state, lock = state_paths(directory, key)
         self._lock = FileLock(lock, timeout=LOCK_TIMEOUT)
         self._role: Literal["owner", "user"] | None = None
@@ -133,19 +149,34 @@ class SharedProvider:
         return dict(self._facts) if self._role == "user" else self._provider.describe()
 
     def _wait_for_users(self) -> None:
-        """Until no live worker uses the stack; the state goes, so a late worker starts anew."""
+        """Until no live worker uses the stack, or for ``users_timeout`` at most (then with a
+        warning naming those still attached); the state goes, so a late worker starts anew."""
         with self._lock:
             self._leave()
+        deadline = time.monotonic() + self._users_timeout
         while True:
             with self._lock:
                 state = self._read()
                 users = [] if state is None else [u for u in state["users"] if owner_alive(u)]
-                if not users:
+                if not users or time.monotonic() >= deadline:
                     self._state.unlink(missing_ok=True)
-                    return
+                    break
                 if state is not None and users != state["users"]:
                     self._write({**state, "users": users})  # forget workers that died
             time.sleep(POLL_SECONDS)
+        if users:
+            pids = ", ".join(str(user.get("owner_pid")) for user in users)
+            label = "pid" if len(users) == 1 else "pids"
+            warnings.warn(
+                UsersStillAttachedWarning(
+                    redact(
+                        f"tria-deploy: stopping the shared stack of target '{self._key}' "
+                        f"after waiting {self._users_timeout:g}s for workers still attached "
+                        f"({label} {pids}), taken as hung: their remaining tests lose the stack"
+                    )
+                ),
+                stacklevel=3,
+            )
 
     def _leave(self) -> None:
         state = self._read()

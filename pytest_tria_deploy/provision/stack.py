@@ -17,7 +17,6 @@ from typing import Literal, Self, TypeVar
 from pydantic import SecretStr
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.provision.base import StartedComponent
 from pytest_tria_deploy.provision.binaries import (
     chroma_command,
     postgres_bindir,
@@ -25,6 +24,7 @@ from pytest_tria_deploy.provision.binaries import (
 )
 from pytest_tria_deploy.provision.chroma_server import ChromaServer, start_chroma
 from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.facts import StartedComponent
 from pytest_tria_deploy.provision.http_apps import (
     ServiceServer,
     StandinServer,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,47 @@ def service_variables() -> set[str]:
 def load_compose() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     return data
+
+
+# ${VAR}, ${VAR-default}, ${VAR:-default}, ${VAR?error}, ${VAR:?error}; $${...} is a literal.
+_REFERENCE = re.compile(
+    r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+)
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's interpolation of ``text`` from ``env`` (the --env-file and the shell)."""
+
+    def resolve(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"] or "", match["arg"] or ""
+        value = env.get(name)
+        unset = value is None or (op.startswith(":") and value == "")
+        if unset and op.endswith("-"):
+            return arg
+        if unset and op.endswith("?"):
+            raise ValueError(f"required variable {name} is missing a value: {arg}")
+        return value or ""
+
+    return _REFERENCE.sub(resolve, text)
+
+
+def container_environment(service: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """What compose gives a service's container: each ``environment`` entry interpolated from
+    ``env``; an entry with no value takes ``env``'s, or is left out when ``env`` has none."""
+    given: dict[str, str] = {}
+    for name, value in (service.get("environment") or {}).items():
+        if value is None:
+            if name in env:
+                given[name] = env[name]
+        else:
+            given[name] = interpolate(str(value), env)
+    return given
+
+
+def rendered(service: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """A service's whole definition as its container gets it: command, healthcheck, environment."""
+    resolved = {**service, "environment": container_environment(service, env)}
+    return interpolate(json.dumps(resolved), env)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

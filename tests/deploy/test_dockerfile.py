@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -86,11 +88,53 @@ def test_cmd_and_env_name_what_the_service_reads(instructions: list[Instruction]
     assert tria_names == {"TRIA_HOST", "TRIA_PORT", "TRIA_KNOWLEDGE_DIR"}
     assert tria_names <= service_variables()
     # a non-editable install cannot find the articles beside the package: the image names them
-    (copied,) = [i.args.split() for i in runtime if i.keyword == "COPY" and "knowledge" in i.args]
-    assert (REPO / copied[0]).is_dir()
-    assert settings["TRIA_KNOWLEDGE_DIR"] == f"/app/{copied[1].removeprefix('./')}"
+    (copied,) = _knowledge_copies(runtime)
+    assert settings["TRIA_KNOWLEDGE_DIR"] == f"/app/{copied[-1].removeprefix('./')}"
     (expose,) = [i.args for i in runtime if i.keyword == "EXPOSE"]
     assert expose == settings["TRIA_PORT"]
+
+
+def _knowledge_copies(instructions: list[Instruction]) -> list[list[str]]:
+    """The words of each COPY of the help-centre articles."""
+    return [
+        shlex.split(i.args) for i in instructions if i.keyword == "COPY" and "knowledge" in i.args
+    ]
+
+
+def test_the_articles_are_root_s_and_readable_by_the_service_s_group_only(
+    instructions: list[Instruction], tmp_path: Path
+) -> None:
+    """The runtime takes the articles from the build stage, owned by root:<the service's group>;
+    the build stage's chmod (run here on a copy) leaves no permission for others."""
+    runtime = _runtime(instructions)
+    (user,) = [i.args for i in runtime if i.keyword == "USER"]
+    copied_at = next(
+        n for n, i in enumerate(runtime) if i.keyword == "COPY" and "knowledge" in i.args
+    )
+    runtime_copy = shlex.split(runtime[copied_at].args)
+    assert runtime_copy[:2] == ["--from=build", f"--chown=root:{user}"]
+    # --chown names the group: it must exist in the image by then
+    grouped_at = next(
+        n for n, i in enumerate(runtime) if f"groupadd --system --gid 10001 {user}" in i.args
+    )
+    assert grouped_at < copied_at
+
+    build_stage = [i for i in instructions if i.stage == 0]
+    (build_copy,) = _knowledge_copies(build_stage)
+    source, destination = build_copy
+    assert (REPO / source).is_dir()
+    workdir = next(i.args for i in reversed(build_stage) if i.keyword == "WORKDIR")
+    assert runtime_copy[2] == f"{workdir}/{destination.removeprefix('./')}"
+    (chmod,) = [i.args for i in build_stage if i.keyword == "RUN" and "chmod" in i.args]
+    assert chmod.split()[-1] == destination.removeprefix("./")
+    shutil.copytree(REPO / source, tmp_path / destination)
+    subprocess.run(["sh", "-c", chmod], cwd=tmp_path, check=True)
+    tree = [tmp_path / destination, *(tmp_path / destination).rglob("*")]
+    assert any(path.is_file() for path in tree)
+    for path in tree:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o007 == 0, f"{path.name} is open to others: {oct(mode)}"
+        assert mode & 0o070 == (0o050 if path.is_dir() else 0o040), f"{path.name}: {oct(mode)}"
 
 
 def test_every_copied_path_exists_and_survives_dockerignore(

@@ -14,8 +14,8 @@ import httpx
 import psutil
 import pytest
 
+from pytest_tria_deploy.provision.aio import run_async
 from pytest_tria_deploy.provision.managed import wait_gone
-from pytest_tria_deploy.provision.readiness import run_async
 from tests.provision.conftest import pids_once_spawned, slow_redis
 from tests.provision.crash import crash_after
 

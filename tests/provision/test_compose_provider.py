@@ -12,16 +12,18 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from pytest_docker.plugin import DockerComposeExecutor
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.compose import (
     PROFILE,
     ComposeProvider,
     compose_command,
+    interpolation_env,
     project_is_orphan,
     project_name,
     up_failure,
-    write_env_files,
+    write_env_file,
 )
 from pytest_tria_deploy.provision.container_specs import StackSecrets
 from pytest_tria_deploy.provision.docker import DockerUnavailableError, docker_problem
@@ -47,34 +49,59 @@ def test_start_without_docker_is_the_one_line_refusal(no_engine: str) -> None:
     provider.stop()
 
 
-def test_the_env_files_split_secrets_from_compose_settings(tmp_path: Path) -> None:
+def test_the_env_file_holds_the_stack_s_variables_for_this_user_only(tmp_path: Path) -> None:
     stack = StackSecrets.generate()
-    knobs = write_env_files(tmp_path, stack)
-    secrets_file = tmp_path / ".env.docker"
-    for path in (knobs, secrets_file):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    settings = read_env_file(knobs)
-    assert settings == {"TRIA_ENV_DOCKER": str(secrets_file), "TRIA_SERVICE_PORT": ""}
-    values = read_env_file(secrets_file)
+    env_file = write_env_file(tmp_path, interpolation_env(stack))
+    assert env_file == tmp_path / ".env.docker"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    values = read_env_file(env_file)
+    assert values["TRIA_SERVICE_PORT"] == ""  # every port free
     assert values["POSTGRES_PASSWORD"] == stack.postgres_password
     assert urlsplit(values["DATABASE_URL"]).password == stack.postgres_password
     assert values["REDIS_PASSWORD"] == stack.redis_password
     assert values["OPENAI_BASE_URL"] == "http://openai-standin:8080/v1"
     assert values["SECRET_KEY"] == stack.secret_key
     assert values["TRIA_DIAGNOSTICS_TOKEN"] == stack.diagnostics_token
-    assert not any(secret in knobs.read_text() for secret in stack.values())
 
 
 def test_the_compose_command_quotes_the_env_file_and_enables_the_standin() -> None:
-    command = compose_command(Path("/tmp/a dir/compose.env"))
+    command = compose_command(Path("/tmp/a dir/.env.docker"), ["SECRET_KEY", "DATABASE_URL"])
     assert shlex.split(command) == [
+        "env",
+        "-u",
+        "DATABASE_URL",
+        "-u",
+        "SECRET_KEY",
         "docker",
         "compose",
         "--env-file",
-        "/tmp/a dir/compose.env",
+        "/tmp/a dir/.env.docker",
         "--profile",
         PROFILE,
     ]
+
+
+def test_the_shell_cannot_override_what_the_env_file_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compose takes a variable from its own environment before the env file's: the command
+    unsets those the file sets, so only the generated values reach the stack. The command runs
+    through pytest-docker's executor, as the provider's does; a `docker` on PATH that prints the
+    environment it was given stands in for compose."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "docker").write_text("#!/bin/sh\nenv\n")
+    (bindir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://me:mine@db.example/prod")
+    monkeypatch.setenv("TRIA_SERVICE_PORT", "8000")
+    monkeypatch.setenv("UNRELATED_SETTING", "kept")
+    values = interpolation_env(StackSecrets.generate())
+    command = compose_command(write_env_file(tmp_path, values), values)
+    seen = DockerComposeExecutor(command, "docker-compose.yml", "tria-env").execute("version")
+    names = {line.partition("=")[0] for line in bytes(seen).decode().splitlines()}
+    assert not names & set(values)
+    assert "UNRELATED_SETTING" in names  # docker's own settings (DOCKER_HOST...) still reach it
 
 
 def test_project_names_tell_live_runs_from_gone_ones() -> None:

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision.aio import run_async
 from pytest_tria_deploy.provision.compose import ComposeProvider
 from pytest_tria_deploy.provision.container_specs import LABEL_OWNER_PID, StackSecrets
 from pytest_tria_deploy.provision.containers import ContainersProvider, ContainerStack
@@ -21,7 +22,6 @@ from pytest_tria_deploy.provision.docker import DockerUnavailableError, docker_p
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.external import ExternalProvider
 from pytest_tria_deploy.provision.local import LocalProvider
-from pytest_tria_deploy.provision.readiness import run_async
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.targets import BUILTIN_TARGETS, Target
 

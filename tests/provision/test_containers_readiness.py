@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
 
 from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.provision import readiness
 from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import free_port
 from pytest_tria_deploy.provision.processes import ServiceServer
@@ -94,3 +97,42 @@ def test_an_exited_component_fails_the_wait_at_once(deps: DependencyEndpoints) -
     assert time.monotonic() - started < 30  # not the 60 s the wait would otherwise allow
     assert str(caught.value).startswith("service failed to start: exited with code 1")
     assert caught.value.log_tail == ["last line of service"]
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A 127.0.0.1 port that accepts connections (the kernel's backlog) but never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+# With probes allowed this long, only the wait's deadline can end a pass in time.
+UNCAPPED_PROBE = 30.0
+SHORT_WAIT = 1.0
+# The wait's deadline firing is the behaviour, so the bound is measured, generously.
+GENEROUS_BOUND = 8.0
+
+
+@pytest.mark.parametrize("component", ["postgres", "service"])
+def test_a_black_holed_endpoint_ends_the_wait_near_its_timeout(
+    deps: DependencyEndpoints, black_hole: int, monkeypatch: pytest.MonkeyPatch, component: str
+) -> None:
+    """Each probe is cut to the time left: a pass can no longer overrun the wait by a probe
+    timeout (or five: the service is probed after the four dependencies)."""
+    monkeypatch.setattr(readiness, "PROBE_TIMEOUT", UNCAPPED_PROBE)
+    if component == "postgres":
+        hole = f"postgresql://tria:pw-not-shown@127.0.0.1:{black_hole}/tria"
+        endpoints = _endpoints(deps, f"http://127.0.0.1:{free_port()}", database_url=hole)
+    else:
+        endpoints = _endpoints(deps, f"http://127.0.0.1:{black_hole}")
+    started = time.monotonic()
+    with pytest.raises(ComponentStartError) as caught:
+        wait_until_ready(stack_checks(endpoints), SHORT_WAIT, _failure)
+    elapsed = time.monotonic() - started
+    assert elapsed < GENEROUS_BOUND, f"the {SHORT_WAIT:g}s wait took {elapsed:.1f}s"
+    assert caught.value.component == component
+    assert caught.value.cause.startswith(f"not ready after {SHORT_WAIT:g}s (last error: ")
+    assert "Timeout" in caught.value.cause  # it hung until cut, it did not refuse
+    assert "pw-not-shown" not in str(caught.value)

@@ -15,6 +15,7 @@ from pytest_tria_deploy.provision.docker import (
     DockerStatus,
     check_docker,
     docker_problem,
+    exception_text,
     one_line,
 )
 
@@ -70,6 +71,24 @@ def test_a_black_holed_engine_fails_within_the_timeout(
     assert f"no engine answers at {host}: {NO_ENGINE}" in problem
     assert "timed out" in problem
     assert "\n" not in problem
+
+
+class _SilentRefusal:
+    """Stands in for testcontainers' client constructor failing with an exception that says
+    nothing (``str()`` empty), as some socket errors do."""
+
+    def __init__(self, **_: object) -> None:
+        raise ConnectionResetError()
+
+
+def test_an_exception_with_no_message_is_named_by_its_type(
+    no_engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("testcontainers.core.docker_client.DockerClient", _SilentRefusal)
+    status = check_docker(timeout=CHECK_TIMEOUT)
+    assert status.engine_problem == f"no engine answers at {no_engine}: ConnectionResetError"
+    assert exception_text(ConnectionResetError()) == "ConnectionResetError"
+    assert exception_text(ConnectionResetError("reset by peer")) == "reset by peer"
 
 
 def test_compose_without_the_cli(

@@ -6,10 +6,13 @@ Each worker is a real process (tests/provision/shared_worker.py) whose stack is 
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,17 @@ import pytest
 import redis
 from filelock import FileLock
 
-from pytest_tria_deploy.provision.base import StartFailedElsewhere, failure_cause
-from pytest_tria_deploy.provision.errors import ComponentStartError
+from pytest_tria_deploy.provision.errors import (
+    ComponentStartError,
+    StartFailedElsewhere,
+    failure_cause,
+)
 from pytest_tria_deploy.provision.managed import wait_gone
-from pytest_tria_deploy.provision.shared import SharedProvider, state_paths
+from pytest_tria_deploy.provision.shared import (
+    SharedProvider,
+    UsersStillAttachedWarning,
+    state_paths,
+)
 from tests.provision.shared_worker import TARGET, RedisProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +173,35 @@ def test_a_user_that_dies_does_not_hold_the_stack_up(
     assert owner.finish() == "stopped\n"
     assert all(wait_gone(pid, 5.0) for pid in pids)
     assert not state_paths(run_dir, "local")[0].exists()
+
+
+def test_a_hung_user_does_not_hold_the_owner_past_its_deadline(
+    run_dir: Path, tmp_path: Path, isolated_state: Path, workers: Any
+) -> None:
+    """A worker alive but never leaving (it waits on stdin forever): the owner stops the stack
+    after its deadline and says which pid it gave up on. The deadline firing is the behaviour,
+    so the bound is measured, generously."""
+    owner = SharedProvider(RedisProvider(tmp_path / "owner"), run_dir, "local", users_timeout=0.5)
+    owner.start(TARGET)
+    hung = workers()
+    hung.started()
+    assert _users(run_dir) == [os.getpid(), hung.pid]
+    pids = _redis_pids(isolated_state)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stopping = threading.Thread(target=owner.stop, daemon=True)
+        stopping.start()
+        stopping.join(timeout=30)
+    assert not stopping.is_alive(), "the owner is still waiting for the hung worker"
+
+    (warning,) = [w for w in caught if issubclass(w.category, UsersStillAttachedWarning)]
+    message = str(warning.message)
+    assert f"workers still attached (pid {hung.pid})" in message
+    assert "after waiting 0.5s" in message
+    assert hung.process.poll() is None  # the worker was not touched, only given up on
+    assert all(wait_gone(pid, 5.0) for pid in pids)
+    assert not state_paths(run_dir, "local")[0].exists()  # a late worker starts anew
 
 
 def test_a_crashed_owner_is_reaped_and_replaced(
