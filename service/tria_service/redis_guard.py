@@ -4,8 +4,10 @@ The application uses Redis to speed a turn up (hot session window, answer cache,
 version) or to protect itself (rate limits); each use has a fallback. So a dead or hung Redis must
 cost a request little: without this, every call of a turn waited out the client's timeout and its
 retry in turn (about 90 s a turn with Redis paused). After a connection failure or a timeout the
-guard answers with the caller's fallback at once for TRIA_TIMEOUT_REDIS seconds, then lets a single
-call try Redis again; the health monitor's probes use the client directly and never wait on it.
+guard answers with the caller's fallback at once for a cooldown (``cooldown``, TRIA_TIMEOUT_REDIS
+seconds unless changed), then lets a single call try Redis again, and only that call's success
+ends the outage: a call that began before a failure says nothing about Redis since. The health
+monitor's probes use the client directly and never wait on it.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ class RedisGuard:
         self.redis = client
         self.settings = settings
         self.timeout = settings.timeout_for(Dependency.REDIS)
-        self.cooldown = self.timeout
-        self._retry_at = 0.0  # monotonic time before which calls are skipped
+        self.cooldown = self.timeout  # read at each call: a change applies to an outage under way
+        self._down_since: float | None = None  # monotonic time of the last failure, while down
         self._trying = False  # one call is finding out whether Redis is back
         self._failures: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
@@ -50,14 +52,18 @@ class RedisGuard:
     @property
     def bypassing(self) -> bool:
         """Whether calls are being skipped now (Redis failed less than a cooldown ago)."""
-        return self._trying or time.monotonic() < self._retry_at
+        if self._trying:
+            return True
+        down_since = self._down_since
+        return down_since is not None and time.monotonic() < down_since + self.cooldown
 
     async def run(self, action: str, call: Callable[[Redis], Awaitable[T]], fallback: F) -> T | F:
         """``call(redis)``, or ``fallback`` when Redis is down, hung, or being skipped."""
         if self.bypassing:
             self._skipped[action] += 1
             return fallback
-        trial = self._retry_at > 0.0  # the first call after a cooldown
+        outage = self._down_since
+        trial = outage is not None  # the first call after a cooldown
         if trial:
             self._trying = True
         try:
@@ -72,9 +78,9 @@ class RedisGuard:
         finally:
             if trial:
                 self._trying = False
-        if trial:
+        if trial and self._down_since == outage:  # no other call failed meanwhile
+            self._down_since = None
             log.info("redis.restored", action=action)
-        self._retry_at = 0.0
         return result
 
     async def diagnostics(self) -> dict[str, Any]:
@@ -93,7 +99,7 @@ class RedisGuard:
         self._last_error = describe_error(exc, self.settings, Dependency.REDIS)
         self._failures[action] += 1
         if down:
-            self._retry_at = time.monotonic() + self.cooldown
+            self._down_since = time.monotonic()
         log.warning(
             "redis.bypassed" if down else "redis.failed",
             action=action,

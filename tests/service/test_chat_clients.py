@@ -85,11 +85,20 @@ async def test_a_trusted_gateways_client_ids_have_budgets_of_their_own(
         bobs = await client.post("/api/v1/chat", json=HELLO, headers=bob)
         unnamed = await client.post("/api/v1/chat", json=HELLO)  # no header: the peer address
         filed = [await stored_client(pg, r) for r in (alices[0], bobs, unnamed)]
+        invalid = [
+            await client.post("/api/v1/chat", json=HELLO, headers={"X-Client-Id": value})
+            for value in ("c" * 201, "")
+        ]
 
     assert [r.status_code for r in alices[:2]] == [200, 200]
     assert refused_scope(alices[2]) == "client"
     assert bobs.status_code == unnamed.status_code == 200
     assert filed == [alice["X-Client-Id"], bob["X-Client-Id"], running.peer]
+    for response in invalid:  # a trusted header names a budget: it must be a usable name
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["header", "X-Client-Id"]
+        assert error["msg"] == "X-Client-Id must be 1 to 200 characters"
 
 
 async def test_reading_messages_counts_against_the_client(

@@ -1,5 +1,10 @@
-"""The chat components on their own: built the integration guide's way, classification quality
-against the stand-in, fallbacks, citation parsing and cache keys."""
+"""The chat components on their own: built the integration guide's way, classification against
+the stand-in, fallbacks, citation parsing and cache keys.
+
+The stand-in chooses an intent by the lexical similarity of a message to the intents' descriptions
+(tria_service.chat.intents.DESCRIPTIONS), so the CLEAR table checks that those descriptions are
+tuned to separate the intents: it is not a check of a real model's judgement.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from tria_service.chat import AsyncCustomerServiceAgent, Intent, IntentClassifier, SessionManager
 from tria_service.chat.cache import ResponseCache, normalise
-from tria_service.chat.knowledge import SearchHit
+from tria_service.chat.knowledge import KnowledgeBase, SearchHit
 from tria_service.chat.prompts import cited, user_prompt
 from tria_service.chat.sessions import SESSION_KEY, TurnRecord
 from tria_service.clients import Clients
@@ -132,6 +137,30 @@ async def test_the_agent_built_the_integration_guide_way_answers_and_persists(
         ("user", "How long do refunds take?"),
         ("assistant", reply.reply),
     ]
+
+
+class BuggyKnowledgeBase(KnowledgeBase):
+    """A bug of ours in the search, where no dependency failed."""
+
+    async def search(self, query: str, k: int = 4, min_score: float = 0.0) -> list[SearchHit]:
+        raise KeyError("source_id")
+
+
+async def test_a_bug_of_ours_is_raised_not_answered_as_a_technical_problem(
+    chat_settings: Callable[..., Settings], migrated: None
+) -> None:
+    clients = Clients(chat_settings())
+    agent = AsyncCustomerServiceAgent(
+        clients=clients, knowledge_base=BuggyKnowledgeBase(clients=clients)
+    )
+    try:
+        with pytest.raises(KeyError, match="source_id"):  # the API answers it with a 500
+            await agent.chat("How long do refunds take?", client_id=uuid.uuid4().hex)
+        diagnostics = await agent.diagnostics()
+    finally:
+        await clients.close()
+    assert diagnostics["assistant_errors"] == 0
+    assert diagnostics["escalations"] == {}  # no human asked to follow up a bug
 
 
 def turn_record(message: str) -> TurnRecord:

@@ -1,5 +1,10 @@
 """Answers over the shipped help centre (service/knowledge) with the OpenAI stand-in, over HTTP:
-each realistic question is answered from, and cites, the article that answers it."""
+each realistic question is answered from, and cites, the article that answers it.
+
+The stand-in's embeddings and intent choice are lexical similarity, so this is a tuning check of
+the articles, the intents' descriptions and the retrieval settings (TRIA_RAG_MIN_SCORE, top k)
+against that similarity: it is not a check of a real model's judgement.
+"""
 
 from __future__ import annotations
 

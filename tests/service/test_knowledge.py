@@ -5,16 +5,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import asyncpg
 import pytest
 from tria_service.chat.articles import MAX_CHUNK_CHARS, parse_article, read_folder
 from tria_service.chat.errors import KnowledgeError
-from tria_service.chat.knowledge import KnowledgeBase
+from tria_service.chat.knowledge import KnowledgeBase, ingestion_bound, ingestion_lock
 from tria_service.clients import Clients
 from tria_service.config import Settings
 
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
-from tests.service.helpers import ARTICLES, standin_stats, write_articles
+from tests.service.helpers import (
+    ARTICLES,
+    eventually,
+    set_fault_async,
+    standin_stats,
+    write_articles,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import FreshDeps
 
 SHIPPED = Path(__file__).resolve().parents[2] / "service" / "knowledge"
 
@@ -160,6 +171,92 @@ async def test_instances_ingesting_at_once_do_not_duplicate(
     assert sorted(r.added for r in reports) == [0, 3]
     assert sorted(r.unchanged for r in reports) == [0, 3]
     assert len(await stored_ids(clients, clients.settings.chroma_collection)) == 6
+
+
+async def lock_holder(database_url: str, collection: str) -> asyncpg.Record | None:
+    """The session holding the collection's ingestion lock: its state and transaction start."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchrow(
+            "SELECT a.state, a.xact_start FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND l.granted"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)",
+            ingestion_lock(collection),
+        )
+    finally:
+        await conn.close()
+
+
+async def test_an_ingestion_keeps_no_transaction_open_across_its_calls_and_frees_its_lock(
+    chat_settings: Callable[..., Settings],
+    fresh_deps: FreshDeps,
+    migrated: None,
+    tmp_path: Path,
+) -> None:
+    own = fresh_deps("openai")
+    assert own.servers.openai is not None
+    settings = chat_settings(
+        OPENAI_BASE_URL=own.openai_base_url,
+        OPENAI_API_KEY=own.openai_api_key,
+        TRIA_OPENAI_MAX_RETRIES="0",
+        TRIA_OPENAI_REQUEST_TIMEOUT="3",
+    )
+    shared = Clients(settings)
+    base = knowledge(shared, write_articles(tmp_path / "kb"))
+    holder: asyncpg.Record | None = None
+
+    async def embedding_under_way() -> bool:
+        nonlocal holder
+        holder = await lock_holder(settings.asyncpg_dsn(), base.collection)
+        return holder is not None and holder["state"] != "active"
+
+    try:
+        await set_fault_async(own.servers.openai, "hang")
+        hung = asyncio.create_task(base.ingest())
+        assert await eventually(embedding_under_way)
+        with pytest.raises(KnowledgeError, match="timed out"):
+            await hung
+        released = await lock_holder(settings.asyncpg_dsn(), base.collection)
+        await set_fault_async(own.servers.openai, "none")
+        report = await base.ingest()  # would wait for a lock left behind
+    finally:
+        await shared.close()
+
+    assert holder is not None
+    # the lock is held between the statements, without a transaction left idle across the calls
+    assert (holder["state"], holder["xact_start"]) == ("idle", None)
+    assert released is None
+    assert report.added == 3
+
+
+async def test_an_instance_waits_for_another_ones_turn_only_as_long_as_an_ingestion_may_take(
+    chat_settings: Callable[..., Settings], migrated: None, tmp_path: Path
+) -> None:
+    fast = {
+        "TRIA_OPENAI_REQUEST_TIMEOUT": "0.5",
+        "TRIA_CHROMA_REQUEST_TIMEOUT": "0.5",
+        "TRIA_DB_COMMAND_TIMEOUT": "0.5",
+    }
+    settings = chat_settings(**fast)
+    bound = ingestion_bound(settings, chunks=6)  # the test articles: 6 chunks, one batch
+    shared = Clients(settings)
+    stuck = await asyncpg.connect(settings.asyncpg_dsn())  # another instance, stuck mid-ingestion
+    try:
+        await stuck.execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+            ingestion_lock(settings.chroma_collection),
+        )
+        with pytest.raises(KnowledgeError) as refused:
+            await knowledge(shared, write_articles(tmp_path / "kb")).ingest()
+    finally:
+        await stuck.close()
+        await shared.close()
+
+    assert bound == 1 * (0.5 + 0.5) + 4 * 0.5 + 2 * 0.5  # a batch's calls, then the rest
+    assert str(refused.value) == (
+        f"another instance has been ingesting {settings.chroma_collection} for over {bound:g}s"
+        " — is it stuck? reindex once it has finished or stopped"
+    )
 
 
 async def test_search_ranks_the_right_article_first_with_its_score(

@@ -41,6 +41,7 @@ from tria_service.chat.sessions import StoredMessage
 ADMIN_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tria-admin"'}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUTHY = frozenset({"1", "true", "yes"})
+CLIENT_ID_MAX_CHARS = 200
 
 
 class SourceBody(BaseModel):
@@ -196,18 +197,28 @@ def _client_id(
         str | None,
         Header(
             alias="X-Client-Id",
-            min_length=1,
-            max_length=200,
-            description="who is asking, set by a trusted gateway: honoured only when "
-            "TRIA_TRUST_CLIENT_ID_HEADER is true (otherwise the peer address is the client)",
+            description="who is asking, set by a trusted gateway: honoured (and then 1 to "
+            f"{CLIENT_ID_MAX_CHARS} characters) only when TRIA_TRUST_CLIENT_ID_HEADER is true; "
+            "otherwise ignored, and the peer address is the client",
         ),
     ] = None,
 ) -> str:
     """Whose budget a request counts against: never a value the client itself picked, unless the
-    operator said a gateway sets X-Client-Id."""
-    if header and components.settings.tria_trust_client_id_header:
-        return header
-    return request.client.host if request.client is not None else "unknown"
+    operator said a gateway sets X-Client-Id. A header that is ignored is not validated either."""
+    if header is None or not components.settings.tria_trust_client_id_header:
+        return request.client.host if request.client is not None else "unknown"
+    if not 1 <= len(header) <= CLIENT_ID_MAX_CHARS:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_too_long" if header else "string_too_short",
+                    "loc": ("header", "X-Client-Id"),
+                    "msg": f"X-Client-Id must be 1 to {CLIENT_ID_MAX_CHARS} characters",
+                    "ctx": {"min_length": 1, "max_length": CLIENT_ID_MAX_CHARS},
+                }
+            ]
+        )
+    return header
 
 
 ClientId = Annotated[str, Depends(_client_id)]

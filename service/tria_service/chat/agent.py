@@ -19,6 +19,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+import httpx
+import openai
 import structlog
 from openai.types.chat import ChatCompletionMessageParam
 
@@ -30,15 +32,33 @@ from tria_service.chat.knowledge import KnowledgeBase, SearchHit
 from tria_service.chat.rate_limit import RateDecision, RateLimiter
 from tria_service.chat.resources import Resources, resolve
 from tria_service.chat.sessions import Session, SessionManager, TurnRecord
+from tria_service.chroma_http import ChromaError
 from tria_service.clients import Clients
 from tria_service.config import Settings
-from tria_service.production.failures import describe_error
+from tria_service.production.failures import ClientsClosedError, describe_error
 
 # Intents whose questions the help centre should answer: a reply citing nothing is a failed turn.
 KNOWLEDGE_INTENTS = frozenset({Intent.ORDER_STATUS, Intent.BILLING, Intent.TECHNICAL_SUPPORT})
 NO_VERSION = "none"
 
 log = structlog.get_logger(__name__)
+
+
+class EmptyReplyError(Exception):
+    """The model answered with no text: for the customer, as good as no answer at all."""
+
+
+# What a turn survives with a graceful reply: the model or the knowledge base failing, too slow,
+# or closed while the service stops. Anything else is a bug of ours: it surfaces as a 500, not as
+# a polite reply and an escalation that would hide it.
+DEPENDENCY_ERRORS = (
+    openai.APIError,
+    httpx.HTTPError,
+    ChromaError,
+    TimeoutError,
+    EmptyReplyError,
+    ClientsClosedError,
+)
 
 
 class EscalationReason(StrEnum):
@@ -287,7 +307,7 @@ class AsyncCustomerServiceAgent:
             if isinstance(hits, BaseException):
                 raise hits
             reply, used = await self._answer(message, history, hits)
-        except Exception as exc:
+        except DEPENDENCY_ERRORS as exc:
             return self._unavailable(classification, exc)
         sources = [Source(hit.source_id, hit.title) for hit in used]
         failed = classification.failed or (
@@ -359,7 +379,7 @@ class AsyncCustomerServiceAgent:
             )
         content = (completion.choices[0].message.content or "").strip()
         if not content:
-            raise ValueError("the model returned an empty reply")
+            raise EmptyReplyError("the model returned an empty reply")
         return content, prompts.cited(content, hits)
 
     def _count(self, outcome: _Outcome) -> None:

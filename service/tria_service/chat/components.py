@@ -85,9 +85,14 @@ class ChatComponents:
     ) -> None:
         """Register shutdown and diagnostics, then load the knowledge base.
 
-        Shutdown runs in reverse: the agent first, then the knowledge base (an ingestion in
-        progress finishes), the classifier and the sessions. The cache and the rate limiter keep
-        no state of their own beyond Redis, so they have nothing to close.
+        Shutdown runs in reverse: the agent, the knowledge base, the classifier, the sessions,
+        then (registered earlier) the health monitor and the app's clients. Here only the
+        knowledge base's step does anything: it waits for an ingestion in progress (itself
+        bounded) to finish. The others share the app's clients, so their steps release nothing;
+        each releases clients only when its component opened its own (built alone, the
+        integration guide's way), and is registered so that every component has its step. The
+        cache and the rate limiter hold nothing but Redis keys, through the shared guard, so they
+        have no step.
         """
         lifecycle.register("chat.sessions", self.sessions.close)
         lifecycle.register("chat.intent-classifier", self.classifier.close)

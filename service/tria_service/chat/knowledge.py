@@ -6,12 +6,19 @@ write, a changed article has its chunks replaced, and a removed one has them del
 that ingest the same collection at once take turns under a PostgreSQL advisory lock, and the
 catalog table records what each collection holds. The *version* is a digest of the stored
 checksums; it is shared through Redis so every instance keys its answer cache on the same one.
+
+The lock is a session-level one, held on one pooled connection with no transaction open: the
+embedding and Chroma calls in between would otherwise leave a transaction idle (holding back
+vacuum, and killed by an idle_in_transaction_session_timeout). Only the catalog's own statements
+run in a transaction. The whole ingestion is bounded (ingestion_bound), and so is the wait for
+another instance's turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import structlog
 
 from tria_service.chat.articles import Article, Chunk, Folder, read_folder
@@ -27,12 +35,19 @@ from tria_service.chat.errors import KnowledgeError
 from tria_service.chat.resources import Resources, resolve
 from tria_service.chroma_http import ChromaNotFoundError
 from tria_service.clients import Clients
-from tria_service.config import Settings
+from tria_service.config import Dependency, Settings
 from tria_service.production.failures import describe_error
 
 T = TypeVar("T")
 VERSION_KEY = "tria:knowledge:{collection}:version"
 NO_KNOWLEDGE = "empty"
+# Besides one embedding call and one upsert per batch, an ingestion makes about this many Chroma
+# calls (find the collection, again if it was recreated, read what it holds, delete) and PostgreSQL
+# statements (the catalog's upsert and delete) while it holds the lock.
+CHROMA_CALLS = 4
+DATABASE_STATEMENTS = 2
+_LOCK = "SELECT pg_advisory_lock(hashtextextended($1, 0))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended($1, 0))"
 
 log = structlog.get_logger(__name__)
 
@@ -164,29 +179,24 @@ class KnowledgeBase:
 
     async def _ingest(self, started: float) -> IngestReport:
         folder = await asyncio.to_thread(self._read_folder)
+        bound = ingestion_bound(self.settings, sum(len(a.chunks) for a in folder.articles))
         pool = await self._clients.database()
-        async with pool.acquire() as conn, conn.transaction():
-            # Instances ingesting the same collection take turns; other collections do not wait.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"tria-knowledge:{self.collection}",
-            )
-            stored = await self._with_collection(self._stored)
-            plan = _plan(folder.articles, stored, self.embedding_model)
-            await self._write(plan)
-            await conn.executemany(
-                _UPSERT_CATALOG,
-                [
-                    (self.collection, a.source_id, a.title, a.checksum, len(a.chunks))
-                    for a in folder.articles
-                ],
-            )
-            await conn.execute(
-                "DELETE FROM knowledge_documents"
-                " WHERE collection = $1 AND NOT (source_id = ANY($2::text[]))",
-                self.collection,
-                [a.source_id for a in folder.articles],
-            )
+        async with pool.acquire(timeout=self.settings.timeout_for(Dependency.DATABASE)) as conn:
+            await self._wait_turn(conn, bound)
+            deadline = asyncio.timeout(bound)
+            try:
+                async with deadline:
+                    plan = await self._sync(conn, folder)
+            except BaseException as exc:
+                conn.terminate()  # perhaps mid-statement: ending the session drops its lock
+                if isinstance(exc, TimeoutError) and deadline.expired():
+                    raise KnowledgeError(
+                        f"ingestion of {self.collection} did not finish within {bound:g}s — is "
+                        "OpenAI, Chroma or PostgreSQL hung? raise TRIA_OPENAI_REQUEST_TIMEOUT, "
+                        "TRIA_CHROMA_REQUEST_TIMEOUT or TRIA_DB_COMMAND_TIMEOUT"
+                    ) from exc
+                raise
+            await conn.execute(_UNLOCK, ingestion_lock(self.collection))
         version = _digest(folder.articles, self.embedding_model)
         await self._publish_version(version)
         written = plan.chunks_to_write()
@@ -203,6 +213,39 @@ class KnowledgeBase:
             seconds=round(time.perf_counter() - started, 3),
             finished_at=datetime.now(UTC).isoformat(),
         )
+
+    async def _wait_turn(self, conn: asyncpg.pool.PoolConnectionProxy, bound: float) -> None:
+        """Take the collection's lock: instances ingesting it take turns, other collections do
+        not wait. Another instance holds it at most its own bound, so a longer wait means it
+        is stuck."""
+        try:
+            await conn.execute(_LOCK, ingestion_lock(self.collection), timeout=bound)
+        except TimeoutError as exc:
+            raise KnowledgeError(
+                f"another instance has been ingesting {self.collection} for over {bound:g}s — "
+                "is it stuck? reindex once it has finished or stopped"
+            ) from exc
+
+    async def _sync(self, conn: asyncpg.pool.PoolConnectionProxy, folder: Folder) -> _Plan:
+        """Write what changed to Chroma, then record the folder in the catalog."""
+        stored = await self._with_collection(self._stored)
+        plan = _plan(folder.articles, stored, self.embedding_model)
+        await self._write(plan)
+        async with conn.transaction():
+            await conn.executemany(
+                _UPSERT_CATALOG,
+                [
+                    (self.collection, a.source_id, a.title, a.checksum, len(a.chunks))
+                    for a in folder.articles
+                ],
+            )
+            await conn.execute(
+                "DELETE FROM knowledge_documents"
+                " WHERE collection = $1 AND NOT (source_id = ANY($2::text[]))",
+                self.collection,
+                [a.source_id for a in folder.articles],
+            )
+        return plan
 
     def _read_folder(self) -> Folder:
         directory = self.knowledge_dir
@@ -380,6 +423,23 @@ class KnowledgeBase:
     async def _collection(self) -> str:
         found = await self._clients.chroma().get_or_create_collection(self.collection)
         return found.id
+
+
+def ingestion_lock(collection: str) -> str:
+    """The name of the advisory lock under which a collection is ingested."""
+    return f"tria-knowledge:{collection}"
+
+
+def ingestion_bound(settings: Settings, chunks: int) -> float:
+    """The most an ingestion of ``chunks`` chunks may take: every call it can make waiting out its
+    own timeout (all chunks re-embedded, as after a change of embedding model)."""
+    batches = math.ceil(chunks / settings.tria_embedding_batch_size)
+    chroma = settings.tria_chroma_request_timeout
+    return (
+        batches * (settings.tria_openai_request_timeout + chroma)
+        + CHROMA_CALLS * chroma
+        + DATABASE_STATEMENTS * settings.tria_db_command_timeout
+    )
 
 
 def _plan(articles: Sequence[Article], stored: dict[str, _Stored], model: str) -> _Plan:

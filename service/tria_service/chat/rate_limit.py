@@ -83,11 +83,9 @@ class RateLimiter:
         """Count one request against the client, and the session when there is one (a read of a
         session's messages counts for the client only); None when Redis could not be asked (the
         request goes through)."""
-        scopes: list[tuple[Scope, str, int]] = [
-            ("client", CLIENT_KEY.format(id=_digest(client_id)), self.per_client)
-        ]
+        scopes: list[tuple[Scope, str, int]] = [("client", client_key(client_id), self.per_client)]
         if session_id is not None:
-            scopes.append(("session", SESSION_KEY.format(id=session_id), self.per_session))
+            scopes.append(("session", session_key(session_id), self.per_session))
         keys = [key for _, key, _ in scopes]
         raw: list[int] | None = await self._guard.run(
             "rate_limit",
@@ -115,7 +113,7 @@ class RateLimiter:
 
     async def forget(self, session_id: UUID) -> None:
         """Drop a deleted session's counter (it would expire with its window anyway)."""
-        key = SESSION_KEY.format(id=session_id)
+        key = session_key(session_id)
         await self._guard.run("rate_limit_forget", lambda redis: redis.delete(key), None)
 
     async def diagnostics(self) -> dict[str, Any]:
@@ -144,6 +142,13 @@ def _decide(scope: Scope, limit: int, count: int, left_ms: int, window: int) -> 
     )
 
 
-def _digest(client_id: str) -> str:
-    """A client id may come from a gateway's header: hashed, so any text makes a short, safe key."""
-    return hashlib.sha256(client_id.encode("utf-8", "replace")).hexdigest()[:32]
+def client_key(client_id: str) -> str:
+    """The Redis key counting a client's window; the id may come from a gateway's header, so it
+    is hashed: any text makes a short, safe key."""
+    digest = hashlib.sha256(client_id.encode("utf-8", "replace")).hexdigest()[:32]
+    return CLIENT_KEY.format(id=digest)
+
+
+def session_key(session_id: UUID) -> str:
+    """The Redis key counting a session's window."""
+    return SESSION_KEY.format(id=session_id)
