@@ -87,6 +87,15 @@ def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A 127.0.0.1 port that accepts connections (the kernel's backlog) but never answers a byte."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
 def black_hole_unix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """DOCKER_HOST at a unix socket that listens but never accepts: connects succeed, answers
     never come. Returns that DOCKER_HOST."""

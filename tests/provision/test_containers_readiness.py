@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
@@ -97,15 +95,6 @@ def test_an_exited_component_fails_the_wait_at_once(deps: DependencyEndpoints) -
     assert time.monotonic() - started < 30  # not the 60 s the wait would otherwise allow
     assert str(caught.value).startswith("service failed to start: exited with code 1")
     assert caught.value.log_tail == ["last line of service"]
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A 127.0.0.1 port that accepts connections (the kernel's backlog) but never answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
 
 
 # With probes allowed this long, only the wait's deadline can end a pass in time.

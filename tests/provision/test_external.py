@@ -3,7 +3,6 @@ dead service URL fails in the health stage, quickly and by name, and never hangs
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -169,15 +168,6 @@ def test_an_external_target_on_a_running_stack_matches_the_local_target(
     assert external_verdict["provider"] == "external"
     assert external_verdict["verdict"] == local_verdict["verdict"] == "PASS"
     assert _stage_table(external_verdict) == _stage_table(local_verdict)
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port that accepts connections (the kernel's backlog) and never answers a byte."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("kind", ["closed port", "black hole"])

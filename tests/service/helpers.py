@@ -39,6 +39,16 @@ CHECK_KEYS = {
 }
 
 
+# What the app registers with its lifecycle manager, in order (shutdown runs them in reverse).
+LIFECYCLE_STEPS = [
+    "clients",
+    "health-monitor",
+    "chat.sessions",
+    "chat.intent-classifier",
+    "chat.knowledge",
+    "chat.agent",
+]
+
 _PASSTHROUGH = ("PATH", "HOME", "LANG", "VIRTUAL_ENV")
 
 # For services started as processes: stop at once (the drain delay is tested on its own).

@@ -24,7 +24,14 @@ from tria_service.production.health_monitor import HealthMonitor
 from tria_service.production.lifecycle_manager import LifecycleManager
 
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
-from tests.service.helpers import eventually, hot_window, say, serve_in_process, standin_stats
+from tests.service.helpers import (
+    LIFECYCLE_STEPS,
+    eventually,
+    hot_window,
+    say,
+    serve_in_process,
+    standin_stats,
+)
 
 REFUND_QUESTION = "How long do refunds take to arrive?"
 
@@ -437,14 +444,7 @@ async def test_diagnostics_show_every_component_section(
     assert components["sessions"]["created"] == 2
     guard = components["redis_guard"]
     assert (guard["status"], guard["failures"], guard["skipped_calls"]) == ("pass", {}, {})
-    assert lifecycle == [
-        "clients",
-        "health-monitor",
-        "chat.sessions",
-        "chat.intent-classifier",
-        "chat.knowledge",
-        "chat.agent",
-    ]
+    assert lifecycle == LIFECYCLE_STEPS
 
 
 def test_openapi_declares_every_response_a_client_can_cause() -> None:

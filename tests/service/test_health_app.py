@@ -22,6 +22,7 @@ from tria_service.production.startup_orchestrator import StartupOrchestrator
 from tests.service.helpers import (
     CHECK_KEYS,
     HEALTH_JSON,
+    LIFECYCLE_STEPS,
     assert_ietf_shape,
     eventually,
     metric,
@@ -358,14 +359,7 @@ async def test_lifespan_shutdown_stops_the_monitor_then_closes_clients(
 ) -> None:
     async with serve_in_process(make_settings()) as running:
         lifecycle = running.lifecycle
-        assert lifecycle.registered == [
-            "clients",
-            "health-monitor",
-            "chat.sessions",
-            "chat.intent-classifier",
-            "chat.knowledge",
-            "chat.agent",
-        ]
+        assert lifecycle.registered == LIFECYCLE_STEPS
     outcomes = lifecycle.last_outcomes
     assert [(o.name, o.outcome) for o in outcomes] == [
         ("chat.agent", "ok"),
