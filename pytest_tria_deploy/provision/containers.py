@@ -303,7 +303,7 @@ class ContainerStack:
 
 def _run_all(jobs: Mapping[str, Callable[[], object]]) -> dict[str, object]:
     """Run the jobs at once; their results, or one error naming every failed component."""
-    from pytest_tria_deploy.provision.stack import StackStartError
+    from pytest_tria_deploy.provision.stack import start_failure
 
     pool = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="tria-containers")
     try:
@@ -311,17 +311,13 @@ def _run_all(jobs: Mapping[str, Callable[[], object]]) -> dict[str, object]:
         wait(futures.values())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    errors: list[ComponentStartError] = []
-    for name, future in futures.items():
+    for future in futures.values():
         exc = future.exception()
-        if isinstance(exc, ComponentStartError):
-            errors.append(exc)
-        elif exc is not None:
-            if _is_engine_error(exc):
-                raise exc
-            errors.append(ComponentStartError(name, f"{type(exc).__name__}: {exc}"))
-    if errors:
-        raise errors[0] if len(errors) == 1 else StackStartError(errors)
+        if exc is not None and _is_engine_error(exc):
+            raise exc
+    failure = start_failure(futures)
+    if failure is not None:
+        raise failure
     return {name: future.result() for name, future in futures.items()}
 
 

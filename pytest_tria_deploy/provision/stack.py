@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import SecretStr
 
@@ -54,6 +54,21 @@ class StackStartError(ComponentStartError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (StackStartError, (self.errors,))
+
+
+def start_failure(futures: Mapping[str, Future[Any]]) -> ComponentStartError | None:
+    """What went wrong across starts run at once: nothing, the one failure, or every failure
+    together. A job that failed without naming its component is named by its key."""
+    errors: list[ComponentStartError] = []
+    for name, future in futures.items():
+        exc = future.exception()
+        if isinstance(exc, ComponentStartError):
+            errors.append(exc)
+        elif exc is not None:
+            errors.append(ComponentStartError(name, f"{type(exc).__name__}: {exc}"))
+    if not errors:
+        return None
+    return errors[0] if len(errors) == 1 else StackStartError(errors)
 
 
 @dataclass(frozen=True)
@@ -163,20 +178,12 @@ def _start_all(starters: Mapping[str, Callable[[SpawnHook], Server]]) -> dict[st
         _stop_done(futures)
         raise
     pool.shutdown(wait=True)
-    started: dict[str, Server] = {}
-    errors: list[ComponentStartError] = []
-    for name, future in futures.items():
-        exc = future.exception()
-        if exc is None:
-            started[name] = future.result()
-        elif isinstance(exc, ComponentStartError):
-            errors.append(exc)
-        else:
-            errors.append(ComponentStartError(name, f"{type(exc).__name__}: {exc}"))
-    if errors:
+    started = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    failure = start_failure(futures)
+    if failure is not None:
         for server in started.values():
             server.stop()
-        raise errors[0] if len(errors) == 1 else StackStartError(errors)
+        raise failure
     return started
 
 
