@@ -168,10 +168,7 @@ def chroma_client(tria_endpoints: Endpoints) -> Any:
     try:
         httpx.get(heartbeat, timeout=CONNECT_TIMEOUT).raise_for_status()
     except httpx.HTTPError as exc:
-        raise ConnectionError(
-            f"chroma at {redact(tria_endpoints.chroma_url)} did not answer its heartbeat "
-            f"within {CONNECT_TIMEOUT:.0f}s: {type(exc).__name__}: {redact(str(exc))}"
-        ) from None
+        raise _unanswered("chroma", tria_endpoints.chroma_url, "its heartbeat", exc) from None
     url = urlsplit(tria_endpoints.chroma_url)
     ssl = url.scheme == "https"
     return chromadb.HttpClient(
@@ -197,12 +194,17 @@ async def service(
         try:
             await client.get("/health", timeout=CONNECT_TIMEOUT)
         except httpx.HTTPError as exc:
-            detail = f": {redact(str(exc))}" if str(exc) else ""
-            raise ConnectionError(
-                f"service at {redact(url)} did not answer /health within "
-                f"{CONNECT_TIMEOUT:.0f}s: {type(exc).__name__}{detail}"
-            ) from None
+            raise _unanswered("service", url, "/health", exc) from None
         yield client
+
+
+def _unanswered(component: str, url: str, asked: str, exc: Exception) -> ConnectionError:
+    """A first contact that got no answer, in one wording for every fixture that makes one."""
+    detail = f": {redact(str(exc))}" if str(exc) else ""
+    return ConnectionError(
+        f"{component} at {redact(url)} did not answer {asked} within {CONNECT_TIMEOUT:.0f}s: "
+        f"{type(exc).__name__}{detail}"
+    )
 
 
 @pytest.fixture

@@ -13,19 +13,19 @@ from pydantic import SecretStr
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.external import ExternalProvider
 from pytest_tria_deploy.provision.managed import free_port
-from pytest_tria_deploy.provision.stack import DependencyEndpoints, LocalStack
+from pytest_tria_deploy.provision.stack import DependencyEndpoints, LocalStack, endpoints_env
 from pytest_tria_deploy.targets import Target
 from tests.plugin.conftest import QUIET_INI, read_verdict
 
 TRIA_TOML = """
 [targets.ext]
-service_url = "${EXT_SERVICE_URL}"
+service_url = "${EXT_TRIA_SERVICE_URL}"
 database_url = "${EXT_DATABASE_URL}"
 redis_url = "${EXT_REDIS_URL}"
 openai_base_url = "${EXT_OPENAI_BASE_URL}"
 openai_api_key = "${EXT_OPENAI_API_KEY}"
 chroma_url = "${EXT_CHROMA_URL}"
-diagnostics_token = "${EXT_DIAGNOSTICS_TOKEN:-unset-token}"
+diagnostics_token = "${EXT_TRIA_DIAGNOSTICS_TOKEN:-unset-token}"
 """
 
 SELECT_ONE = """
@@ -82,18 +82,9 @@ def _suite(pytester: pytest.Pytester, database: str, health: str) -> pytest.Pyte
 
 
 def _point_at(monkeypatch: pytest.MonkeyPatch, endpoints: Endpoints) -> None:
-    values = {
-        "EXT_SERVICE_URL": endpoints.service_urls[0],
-        "EXT_DATABASE_URL": endpoints.database_url.get_secret_value(),
-        "EXT_REDIS_URL": endpoints.redis_url.get_secret_value(),
-        "EXT_OPENAI_BASE_URL": endpoints.openai_base_url or "",
-        "EXT_OPENAI_API_KEY": endpoints.openai_api_key.get_secret_value(),
-        "EXT_CHROMA_URL": endpoints.chroma_url,
-    }
-    if endpoints.diagnostics_token is not None:
-        values["EXT_DIAGNOSTICS_TOKEN"] = endpoints.diagnostics_token.get_secret_value()
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
+    """Export the endpoints as ``tria-deploy up`` writes them, each name prefixed with EXT_."""
+    for name, value in endpoints_env(endpoints).items():
+        monkeypatch.setenv(f"EXT_{name}", value)
 
 
 def _stage_table(verdict: dict[str, Any]) -> list[tuple[str, str, int, int, int]]:
