@@ -176,6 +176,9 @@ def wait_until_ready(
     the time left, so the wait ends within ``timeout`` plus a last look (LAST_LOOK per probe).
     """
     deadline = time.monotonic() + timeout
+    names = [check.component for check in checks]
+    answered: set[str] = set()
+    blamed: _NotReady | None = None
     backoff_wait = wait_exponential(multiplier=backoff.first, min=backoff.first, max=backoff.most)
 
     def pause(state: RetryCallState) -> float:
@@ -195,7 +198,12 @@ def wait_until_ready(
                     raise failure(*dead)
                 failed = first_failure(checks, deadline)
                 if failed is not None:
-                    raise _NotReady(*failed)
+                    answered.update(names[: names.index(failed[0])])
+                    # A component that answered earlier and fails only on a probe cut short by
+                    # the deadline is not the cause: the one that never answered is.
+                    if failed[0] not in answered or blamed is None:
+                        blamed = _NotReady(*failed)
+                    raise blamed
     except _NotReady as exc:
         cause = f"not ready after {timeout:g}s (last error: {exc.cause})"
         raise failure(exc.component, cause) from None

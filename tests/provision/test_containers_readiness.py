@@ -125,3 +125,21 @@ def test_a_black_holed_endpoint_ends_the_wait_near_its_timeout(
     assert caught.value.cause.startswith(f"not ready after {SHORT_WAIT:g}s (last error: ")
     assert "Timeout" in caught.value.cause  # it hung until cut, it did not refuse
     assert "pw-not-shown" not in str(caught.value)
+
+
+def test_a_component_that_answered_is_not_blamed_for_the_deadline_cutting_its_probe() -> None:
+    """Under load, the last look's short budget can cut a healthy probe; the component that
+    never answered stays the named cause."""
+
+    def slow_when_cut(budget: float) -> None:
+        if budget <= readiness.LAST_LOOK:  # answers, but not within the last look
+            raise TimeoutError("cut by the deadline")
+
+    def refused(budget: float) -> None:
+        raise ConnectionRefusedError("nothing listens")
+
+    checks = [readiness.Check("postgres", slow_when_cut), readiness.Check("redis", refused)]
+    with pytest.raises(ComponentStartError) as caught:
+        wait_until_ready(checks, 0.3, _failure)
+    assert caught.value.component == "redis"
+    assert "ConnectionRefusedError" in caught.value.cause
