@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from pytest_tria_deploy.outcomes import ItemInfo
+from pytest_tria_deploy.report import labels
 from pytest_tria_deploy.settings import TriaSettings
 from pytest_tria_deploy.stages import StageGraph, suggest
 
@@ -106,6 +107,7 @@ def assign(items: Sequence[pytest.Item], settings: TriaSettings) -> list[tuple[p
         item.stash[ITEM_INFO] = ItemInfo(stage, target, item.nodeid)
         item.user_properties += [("tria_stage", stage), ("tria_target", target)]
         item.add_marker(stage)  # so that ``-m database`` selects the database stage
+        labels.add_labels(item, stage, settings.is_critical(target, stage))
     return problems
 
 
