@@ -45,8 +45,12 @@ class Budgets(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     readiness_ms: float = Field(default=1000.0, gt=0)
+    liveness_ms: float = Field(default=250.0, gt=0)
     redis_p99_ms: float = Field(default=50.0, gt=0)
     database_p99_ms: float = Field(default=100.0, gt=0)
+    database_connect_ms: float = Field(default=1000.0, gt=0)
+    openai_ms: float = Field(default=5000.0, gt=0)
+    chroma_ms: float = Field(default=1000.0, gt=0)
     startup_s: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
@@ -60,6 +64,16 @@ class Budgets(BaseModel):
         """A budget by name, including extra ones from tria.toml."""
         value = getattr(self, name)
         return float(value)
+
+
+class Minimums(BaseModel):
+    """What the machine running the gate (and, for remote targets, the service's host) must have."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    free_disk_mb: float = Field(default=1024.0, ge=0)
+    memory_mb: float = Field(default=512.0, ge=0)
+    cpus: int = Field(default=1, ge=1)
 
 
 class Target(BaseModel):
@@ -83,8 +97,10 @@ class Target(BaseModel):
     chroma_collection: str = "tria_knowledge"
     diagnostics_token: SecretStr | None = None
     secret_key: SecretStr | None = None
+    env_file: str | None = None
     critical: list[DependencyName] = Field(default_factory=lambda: list(ALL_DEPENDENCIES))
     budgets: Budgets = Field(default_factory=Budgets)
+    minimums: Minimums = Field(default_factory=Minimums)
 
     @model_validator(mode="after")
     def _endpoints_fit_provider(self) -> Target:
@@ -133,6 +149,7 @@ class Target(BaseModel):
             chroma_collection=self.chroma_collection,
             diagnostics_token=self.diagnostics_token,
             secret_key=self.secret_key,
+            env_file=self.env_file,
         )
 
     def resolve(self, env: Mapping[str, str]) -> Target:
