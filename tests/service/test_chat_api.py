@@ -372,7 +372,7 @@ async def test_a_synthetic_session_is_marked_and_deleted_everywhere_by_an_admin(
         created = await client.post(
             "/api/v1/chat",
             json={"message": "This is unacceptable, I want to complain"},
-            headers={"X-Tria-Synthetic": "1"},
+            headers={"X-Tria-Synthetic": "1", **running.auth()},
         )
         session_id = created.json()["session_id"]
         path = f"/api/v1/sessions/{session_id}"
@@ -451,11 +451,12 @@ def test_openapi_declares_every_response_a_client_can_cause() -> None:
     schema = create_app(monitor=HealthMonitor(), lifecycle=LifecycleManager()).openapi()
     paths = schema["paths"]
     chat = paths["/api/v1/chat"]["post"]["responses"]
-    assert set(chat) == {"200", "404", "413", "422", "429", "503"}
+    assert set(chat) == {"200", "401", "404", "413", "422", "429", "503"}
+    assert "X-Tria-Synthetic" in chat["401"]["description"]
     assert "Retry-After" in chat["429"]["headers"]
     assert "RateLimit-Remaining" in chat["200"]["headers"]
     messages = paths["/api/v1/sessions/{session_id}/messages"]["get"]["responses"]
-    assert set(messages) == {"200", "404", "422", "429", "503"}
+    assert set(messages) == {"200", "401", "404", "422", "429", "503"}
     assert "Retry-After" in messages["429"]["headers"]
     assert "RateLimit-Remaining" in messages["200"]["headers"]
     delete = paths["/api/v1/sessions/{session_id}"]["delete"]

@@ -14,9 +14,11 @@ def require_bearer(
     credentials: HTTPAuthorizationCredentials | None,
     accepted: Iterable[SecretStr | None],
     challenge: Mapping[str, str],
+    detail: str = "unauthorized",
 ) -> None:
-    """401 unless the bearer token is one of ``accepted`` (unset ones skipped); every token is
-    compared in constant time, so neither the match nor its position shows in the timing."""
+    """401 with ``detail`` unless the bearer token is one of ``accepted`` (unset ones skipped);
+    every token is compared in constant time, so neither the match nor its position shows in the
+    timing. ``detail`` is fixed text: what was sent is never echoed."""
     given = credentials.credentials.encode() if credentials is not None else b""
     matches = [
         secrets.compare_digest(given, token.get_secret_value().encode())
@@ -24,4 +26,4 @@ def require_bearer(
         if token is not None
     ]
     if not given or not any(matches):
-        raise HTTPException(401, "unauthorized", headers=dict(challenge))
+        raise HTTPException(401, detail, headers=dict(challenge))

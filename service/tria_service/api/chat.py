@@ -6,6 +6,10 @@ Retry-After over a rate limit, 401 without the admin token, 503 when nothing cou
 Chat turns and message reads count against the client's rate limit and carry RateLimit-* headers.
 The client is the peer address (behind a proxy listed in TRIA_FORWARDED_ALLOW_IPS, the address it
 forwards); X-Client-Id names it only when TRIA_TRUST_CLIENT_ID_HEADER says a gateway sets it.
+
+X-Tria-Synthetic marks a deployment gate's own traffic, and is honoured only with the diagnostics
+or admin bearer token: such requests count for their session alone (not the client), and their
+session leaves nothing behind once deleted, so a gate may run on a production target.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ from tria_service.chat.rate_limit import RateDecision
 from tria_service.chat.sessions import StoredMessage
 
 ADMIN_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tria-admin"'}
+SYNTHETIC_HEADER = "X-Tria-Synthetic"
+SYNTHETIC_UNAUTHORIZED = (
+    f"{SYNTHETIC_HEADER} needs Authorization: Bearer with the diagnostics or admin token "
+    "(TRIA_DIAGNOSTICS_TOKEN or TRIA_ADMIN_TOKEN); send the request without the header "
+    "for ordinary traffic"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUTHY = frozenset({"1", "true", "yes"})
 CLIENT_ID_MAX_CHARS = 200
@@ -157,6 +167,15 @@ _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     }
 }
+_SYNTHETIC_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        **_UNAUTHORIZED[401],
+        "description": f"{SYNTHETIC_HEADER} without the diagnostics or admin bearer token",
+    }
+}
+# The bearer token is optional on routes that take it only for X-Tria-Synthetic: in OpenAPI, an
+# empty requirement next to the bearer one says "with the token, or without any".
+_OPTIONAL_BEARER: dict[str, Any] = {"security": [{}]}
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 _admin_bearer = HTTPBearer(
@@ -221,7 +240,35 @@ def _client_id(
     return header
 
 
+def _synthetic(
+    components: Components,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+    header: Annotated[
+        str | None,
+        Header(
+            alias=SYNTHETIC_HEADER,
+            max_length=10,
+            description="1 (or true, yes) marks a deployment gate's own traffic; honoured only "
+            "with Authorization: Bearer TRIA_DIAGNOSTICS_TOKEN or TRIA_ADMIN_TOKEN (401 "
+            "otherwise). A new session is marked synthetic; the request counts for its session "
+            "only, not the client; the answer-cache entries the session creates are deleted "
+            "with it by DELETE /api/v1/sessions/{id}. Send it, with the token, on every request "
+            "of a synthetic conversation",
+        ),
+    ] = None,
+) -> bool:
+    """Whether the request is a gate's synthetic traffic; 401 for the header without a token,
+    so nobody can mark traffic to slip past the client's rate limit."""
+    if (header or "").strip().lower() not in _TRUTHY:
+        return False
+    settings = components.settings
+    accepted = [settings.tria_diagnostics_token, settings.tria_admin_token]
+    require_bearer(credentials, accepted, ADMIN_UNAUTHORIZED_HEADERS, SYNTHETIC_UNAUTHORIZED)
+    return True
+
+
 ClientId = Annotated[str, Depends(_client_id)]
+Synthetic = Annotated[bool, Depends(_synthetic)]
 Admin = [Depends(require_admin_token)]
 
 
@@ -229,8 +276,15 @@ Admin = [Depends(require_admin_token)]
     "/chat",
     response_model=ChatResponseBody,
     summary="One conversation turn: the reply, its intent, cited sources, escalation",
+    description="A turn of a conversation; omit session_id to start one. Every turn counts "
+    "against the session's and the client's rate limits. With X-Tria-Synthetic: 1 and the "
+    "diagnostics or admin bearer token, a deployment gate's turn counts for its session only "
+    "and the session is marked synthetic: DELETE /api/v1/sessions/{id} then removes everything "
+    "it wrote (rows, hot state, its rate counter, the answer-cache entries it created).",
+    openapi_extra=_OPTIONAL_BEARER,
     responses={
         200: {"headers": _RATE_HEADERS},
+        **_SYNTHETIC_UNAUTHORIZED,
         **_NOT_FOUND,
         413: {"model": ErrorBody, "description": "request body larger than any valid request"},
         429: {**_RATE_LIMITED[429], "description": "over the session's or the client's limit"},
@@ -242,14 +296,7 @@ async def chat(
     response: Response,
     components: Components,
     client_id: ClientId,
-    synthetic: Annotated[
-        str | None,
-        Header(
-            alias="X-Tria-Synthetic",
-            max_length=10,
-            description="1 marks a new session as synthetic (a deployment check's own)",
-        ),
-    ] = None,
+    synthetic: Synthetic,
 ) -> ChatResponseBody | JSONResponse:
     limit = components.settings.tria_chat_max_message_chars
     if len(body.message) > limit:
@@ -269,7 +316,7 @@ async def chat(
             body.message,
             session_id=body.session_id,
             client_id=client_id,
-            synthetic=(synthetic or "").strip().lower() in _TRUTHY,
+            synthetic=synthetic,
         )
     except RateLimitedError as exc:
         return _rate_limited(exc.decision)
@@ -285,14 +332,30 @@ async def chat(
     "/sessions/{session_id}/messages",
     response_model=MessagesBody,
     summary="Every message of a session, oldest first",
-    responses={200: {"headers": _RATE_HEADERS}, **_NOT_FOUND, **_RATE_LIMITED, **_UNAVAILABLE},
+    description="Each read counts against the client's rate limit; with X-Tria-Synthetic: 1 "
+    "and the diagnostics or admin bearer token, against the session's instead.",
+    openapi_extra=_OPTIONAL_BEARER,
+    responses={
+        200: {"headers": _RATE_HEADERS},
+        **_SYNTHETIC_UNAUTHORIZED,
+        **_NOT_FOUND,
+        **_RATE_LIMITED,
+        **_UNAVAILABLE,
+    },
 )
 async def session_messages(
-    session_id: UUID, response: Response, components: Components, client_id: ClientId
+    session_id: UUID,
+    response: Response,
+    components: Components,
+    client_id: ClientId,
+    synthetic: Synthetic,
 ) -> MessagesBody | JSONResponse:
-    """Counted against the client before the lookup: reading, even unknown ids, is not free."""
+    """Counted before the lookup: reading, even unknown ids, is not free."""
     try:
-        rate = await components.agent.limit(client_id)
+        if synthetic:
+            rate = await components.agent.limit(client_id, session_id, client_scope=False)
+        else:
+            rate = await components.agent.limit(client_id)
     except RateLimitedError as exc:
         return _rate_limited(exc.decision)
     headers = rate.headers() if rate is not None else {}

@@ -72,6 +72,19 @@ class DependencyDiagnostics(BaseModel):
     details: dict[str, Any]
 
 
+class HostDiagnostics(BaseModel):
+    """The machine the service runs on, for a remote gate's preflight; sizes in MiB."""
+
+    cpus: int | None = Field(description="logical CPUs")
+    memory_total_mb: float | None
+    memory_available_mb: float | None
+    disk_path: str | None = Field(description="the working directory, whose filesystem is meant")
+    disk_free_mb: float | None
+    load_1m: float | None = Field(description="load average over the last minute")
+    process_rss_mb: float | None = Field(description="the service process's resident memory")
+    errors: dict[str, str] = Field(description="figures that could not be read (null), and why")
+
+
 class DiagnosticsDetails(BaseModel):
     version: str
     release_id: str
@@ -83,6 +96,7 @@ class DiagnosticsDetails(BaseModel):
     dependencies: dict[str, DependencyDiagnostics]
     pools: dict[str, Any]
     components: dict[str, Any]
+    host: HostDiagnostics
     config: dict[str, Any] = Field(description="configuration summary, secrets redacted")
 
 

@@ -171,12 +171,19 @@ class AsyncCustomerServiceAgent:
         client_id: str = "local",
         synthetic: bool = False,
     ) -> ChatReply:
-        """One turn. Raises RateLimitedError, SessionNotFoundError or StorageUnavailableError."""
+        """One turn. Raises RateLimitedError, SessionNotFoundError or StorageUnavailableError.
+
+        ``synthetic`` (the caller proved it is a deployment gate) marks a new session, and counts
+        the turn for the session alone: nothing is left under the client once the session is
+        deleted.
+        """
+        client_scope = not synthetic
         if session_id is None:
             session = self.sessions.start(client_id, synthetic=synthetic)
-            rate = await self.limit(client_id, session.id)  # a first turn counts for the client
+            # a first turn counts too (for the client as well, unless synthetic)
+            rate = await self.limit(client_id, session.id, client_scope=client_scope)
         else:
-            rate = await self.limit(client_id, session_id)
+            rate = await self.limit(client_id, session_id, client_scope=client_scope)
             try:
                 session = await self.sessions.open(session_id)
             except SessionNotFoundError as exc:
@@ -196,6 +203,7 @@ class AsyncCustomerServiceAgent:
                     confidence=outcome.confidence,
                     sources=[CachedSource(**asdict(s)) for s in outcome.sources],
                 ),
+                claim_for=session.id if synthetic or session.synthetic else None,
             )
         self._count(outcome)
         return ChatReply(
@@ -209,20 +217,25 @@ class AsyncCustomerServiceAgent:
             rate=rate,
         )
 
-    async def limit(self, client_id: str, session_id: UUID | None = None) -> RateDecision | None:
+    async def limit(
+        self, client_id: str, session_id: UUID | None = None, *, client_scope: bool = True
+    ) -> RateDecision | None:
         """Count a request (a turn, or a read of a session's messages without ``session_id``);
-        raises RateLimitedError over a limit. None when limiting is off or Redis is unreachable."""
+        raises RateLimitedError over a limit. None when limiting is off or Redis is unreachable.
+        ``client_scope=False`` counts it for the session alone (synthetic traffic)."""
         if not self.enable_rate_limiting:
             return None
-        rate = await self.rate_limiter.hit(client_id, session_id)
+        rate = await self.rate_limiter.hit(client_id, session_id, client_scope=client_scope)
         if rate is not None and not rate.allowed:
             raise RateLimitedError(rate)
         return rate
 
     async def delete_session(self, session_id: UUID) -> dict[str, int]:
-        """Delete a session everywhere (PostgreSQL rows, hot state, its rate counter)."""
+        """Delete a session everywhere (PostgreSQL rows, hot state, its rate counter, the cache
+        entries it claimed)."""
         deleted = await self.sessions.delete(session_id)
         await self.rate_limiter.forget(session_id)
+        await self.cache.forget(session_id)
         return {"messages": deleted.messages, "escalations": deleted.escalations}
 
     async def diagnostics(self) -> dict[str, Any]:

@@ -79,11 +79,18 @@ class RateLimiter:
         self._hit = guard.redis.register_script(_HIT)
         self._counters = _Counters()
 
-    async def hit(self, client_id: str, session_id: UUID | None = None) -> RateDecision | None:
+    async def hit(
+        self, client_id: str, session_id: UUID | None = None, *, client_scope: bool = True
+    ) -> RateDecision | None:
         """Count one request against the client, and the session when there is one (a read of a
         session's messages counts for the client only); None when Redis could not be asked (the
-        request goes through)."""
-        scopes: list[tuple[Scope, str, int]] = [("client", client_key(client_id), self.per_client)]
+        request goes through). ``client_scope=False`` counts the session alone: for a gate's
+        synthetic traffic, authenticated by token, whose counter DELETE of the session removes."""
+        if not client_scope and session_id is None:
+            raise ValueError("a request not counted for its client must count for a session")
+        scopes: list[tuple[Scope, str, int]] = []
+        if client_scope:
+            scopes.append(("client", client_key(client_id), self.per_client))
         if session_id is not None:
             scopes.append(("session", session_key(session_id), self.per_session))
         keys = [key for _, key, _ in scopes]

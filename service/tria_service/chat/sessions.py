@@ -133,6 +133,11 @@ class Session:
     failures: int = 0
     new: bool = False
 
+    @property
+    def synthetic(self) -> bool:
+        """A deployment gate's own session (marked on its first turn)."""
+        return bool(self.metadata.get("synthetic"))
+
 
 @dataclass(frozen=True)
 class TurnRecord:

@@ -42,6 +42,7 @@ from tria_service.production.health_body import (
     iso,
     now,
 )
+from tria_service.production.host import host_section
 from tria_service.production.probes import ProbeResult, ServiceStatus
 from tria_service.redaction import redact_value
 
@@ -401,6 +402,7 @@ class HealthMonitor:
             "dependencies": dependencies,
             "pools": pool_section(self._pool_stats),
             "components": await component_sections(self._components),
+            "host": host_section(),
             "config": settings.summary(),
         }
 
