@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
 
 if TYPE_CHECKING:
     import asyncpg
@@ -13,6 +19,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 KEY_TTL_SECONDS = 600
+MEASURE_DEADLINE_SECONDS = 10.0
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -30,6 +37,129 @@ async def read_only(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy[Any
     """A connection inside a read-only transaction: safe on protected targets."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         yield conn
+
+
+@contextlib.asynccontextmanager
+async def rolled_back(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy[Any]]:
+    """A connection inside a READ WRITE transaction that is always rolled back.
+
+    READ WRITE is explicit because the ``pg`` pool defaults to read-only on protected targets; the
+    rollback is what makes a write check safe there: nothing it wrote survives, whatever happens.
+    """
+    async with pool.acquire() as conn:
+        await conn.execute("BEGIN READ WRITE")
+        try:
+            yield conn
+        finally:
+            await conn.execute("ROLLBACK")
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100): always one of the samples, never interpolated,
+    so a p99 of 100 round trips is the 99th slowest one."""
+    if not samples:
+        raise ValueError("percentile of no samples")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be in 0..100, got {q}")
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Durations of repeated calls, in milliseconds."""
+
+    samples_ms: tuple[float, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.samples_ms)
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.samples_ms, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.samples_ms, 99)
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.samples_ms)
+
+    def summary(self) -> dict[str, float]:
+        """The figures a report shows, rounded to microseconds."""
+        return {
+            "count": self.count,
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+        }
+
+
+async def measure(
+    call: Callable[[], Awaitable[object]],
+    rounds: int,
+    deadline_s: float = MEASURE_DEADLINE_SECONDS,
+) -> Latency:
+    """Time ``rounds`` sequential awaits of ``call``; stops early once ``deadline_s`` has passed
+    (at least one call always runs), so a slow target costs seconds, not minutes."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    samples: list[float] = []
+    ends = time.perf_counter() + deadline_s
+    for _ in range(rounds):
+        started = time.perf_counter()
+        await call()
+        finished = time.perf_counter()
+        samples.append((finished - started) * 1000)
+        if finished >= ends:
+            break
+    return Latency(tuple(samples))
+
+
+def fail_listing(problems: Sequence[str]) -> NoReturn:
+    """Fail with one line per problem and no traceback.
+
+    Checks of configuration word each problem to name the variable and the fix, never its value;
+    a traceback's assertion introspection (or ``--showlocals``) could show the value itself.
+    """
+    pytest.fail("\n".join(problems), pytrace=False)
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """An env file as the service would read it, and what is wrong with its lines.
+
+    Problems are line numbers and names only: a line may hold a secret.
+    """
+
+    path: Path
+    values: dict[str, str]
+    duplicates: dict[str, list[int]]
+    unparsed: list[int]
+
+
+def read_env_file(path: Path) -> EnvFile:
+    """Parse ``path`` with python-dotenv, which silently keeps the last of duplicate keys and
+    skips lines it cannot parse: both are found here. Names are compared upper-cased, as the
+    service's settings read them. Raises OSError when the file cannot be read."""
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    lines: dict[str, list[int]] = {}
+    unparsed: list[int] = []
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                unparsed.append(binding.original.line)
+            elif binding.key is not None:
+                lines.setdefault(binding.key.upper(), []).append(binding.original.line)
+    read = dotenv_values(path, encoding="utf-8")
+    values = {key.upper(): value for key, value in read.items() if value is not None}
+    duplicates = {key: found for key, found in lines.items() if len(found) > 1}
+    return EnvFile(path, values, duplicates, unparsed)
 
 
 class KeyNamespace:
@@ -54,6 +184,17 @@ class KeyNamespace:
         return value
 
     async def cleanup(self) -> int:
-        """Delete every key of this namespace; returns how many were deleted."""
-        keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}*")]
-        return int(await self.client.delete(*keys)) if keys else 0
+        """Delete every key of this namespace; returns how many were deleted.
+
+        A Redis that cannot be reached deletes nothing and raises nothing: every key has a TTL,
+        so nothing outlives it for long, and the tests that needed Redis have already failed
+        (an error here would land on whichever unrelated test ran last).
+        """
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}*")]
+            return int(await self.client.delete(*keys)) if keys else 0
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return 0
