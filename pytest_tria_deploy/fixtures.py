@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import pytest_asyncio
@@ -20,7 +20,7 @@ from pytest_tria_deploy.provision.base import Provider, ProvisionError
 from pytest_tria_deploy.provision.errors import failure_cause
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.provision.shared import SharedProvider
-from pytest_tria_deploy.redact import redact, register_secrets
+from pytest_tria_deploy.redact import MIN_SECRET_LENGTH, redact, register_secrets
 from pytest_tria_deploy.report import provided
 from pytest_tria_deploy.runstate import WARNINGS, settings_of
 from pytest_tria_deploy.targets import Budgets, Target
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     import httpx
     import redis.asyncio as aioredis
     from openai import AsyncOpenAI
+
+    from pytest_tria_deploy.conversations import SyntheticChat
 
 
 @pytest.fixture(scope="session")
@@ -198,6 +200,41 @@ async def service(
         yield client
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def tria_chat(
+    service: httpx.AsyncClient, tria_endpoints: Endpoints, tria_target: Target
+) -> AsyncIterator[SyntheticChat]:
+    """Synthetic conversations on this test's service instance.
+
+    Every session it opens is deleted at teardown, also after a failed test; a session that
+    cannot be deleted is an error naming it, since it would stay on the target.
+    """
+    from pytest_tria_deploy.conversations import SyntheticChat
+
+    token = tria_endpoints.diagnostics_token
+    if token is None or not token.get_secret_value():
+        pytest.fail(
+            f"target '{tria_target.name}' has no diagnostics_token: synthetic conversations "
+            'need it (set diagnostics_token in tria.toml, e.g. "${TRIA_DIAGNOSTICS_TOKEN}")',
+            pytrace=False,
+        )
+    chat = SyntheticChat(service, token.get_secret_value())
+    yield chat
+    await chat.close()
+
+
+@pytest.fixture(scope="session")
+def tria_secrets(tria_endpoints: Endpoints) -> list[str]:
+    """Every secret value of the target, a URL's password also on its own: what no answer from
+    the target may contain. Values shorter than the redactor's minimum are left out."""
+    values = tria_endpoints.secrets()
+    for url in (tria_endpoints.database_url, tria_endpoints.redis_url):
+        password = urlsplit(url.get_secret_value()).password
+        if password:
+            values += [password, unquote(password)]
+    return sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH})
+
+
 def _unanswered(component: str, url: str, asked: str, exc: Exception) -> ConnectionError:
     """A first contact that got no answer, in one wording for every fixture that makes one."""
     detail = f": {redact(str(exc))}" if str(exc) else ""
@@ -223,10 +260,11 @@ def tria_warn(request: pytest.FixtureRequest) -> Callable[[str], None]:
 @pytest.fixture
 def tria_record(
     record_property: Callable[[str, object], None],
-) -> Callable[[str, float, str], None]:
-    """Record a measured value: a JUnit property and an entry in verdict.json."""
+) -> Callable[[str, float | str, str], None]:
+    """Record a measured value (a latency, a count, a version): a JUnit property and an entry
+    in verdict.json."""
 
-    def record(name: str, value: float, unit: str = "") -> None:
+    def record(name: str, value: float | str, unit: str = "") -> None:
         record_property(name, value)
         if unit:
             record_property(f"{name}.unit", unit)

@@ -7,12 +7,17 @@ An ``external`` target in a pytester-written tria.toml points at the shared ``de
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from pytest_tria_deploy.provision.processes import ServiceServer, start_service
+from pytest_tria_deploy.provision.stack import DependencyEndpoints
 from tests.plugin.conftest import QUIET_INI, activate, read_verdict
 
 TARGETS = """
@@ -147,8 +152,11 @@ def test_local_target_starts_a_stack_on_demand_and_stops_it(pytester: pytest.Pyt
     result.assert_outcomes(passed=1)
     url = Path(pytester.path, "service_url.txt").read_text()
     assert url.startswith("http://127.0.0.1:")
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{url}/health", timeout=5)
+    # A plain socket, not httpx: httpx imports httpcore on first use, and pytester would drop
+    # that import after this test while httpx kept its exception map of httpcore's classes, so a
+    # later in-process run would see raw httpcore errors.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", urlsplit(url).port or 80), timeout=5).close()
 
 
 def test_unreachable_chroma_is_named(pytester: pytest.Pytester) -> None:
@@ -170,3 +178,124 @@ def test_unreachable_chroma_is_named(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["VERDICT: FAIL - external failed: *chroma at http://127.0.0.1:9 did not answer its *"]
     )
+
+
+CHAT_TARGET = """
+[targets.chat]
+service_url = "${CHAT_TRIA_SERVICE_URL}"
+database_url = "${CHAT_DATABASE_URL}"
+redis_url = "${CHAT_REDIS_URL}"
+openai_base_url = "${CHAT_OPENAI_BASE_URL}"
+openai_api_key = "${CHAT_OPENAI_API_KEY}"
+chroma_url = "${CHAT_CHROMA_URL}"
+diagnostics_token = "${CHAT_TRIA_DIAGNOSTICS_TOKEN}"
+"""
+
+
+@pytest.fixture
+def own_service(
+    pytester: pytest.Pytester,
+    deps: DependencyEndpoints,
+    service_env: Mapping[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ServiceServer]:
+    """A service of this test's own on the shared ``deps``, as the ``chat`` target of a pytester
+    suite (it may be stopped)."""
+    server = start_service(tmp_path / "service", service_env)
+    values = {
+        "TRIA_SERVICE_URL": server.url,
+        "TRIA_DIAGNOSTICS_TOKEN": service_env["TRIA_DIAGNOSTICS_TOKEN"],
+        **deps.env(),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(f"CHAT_{name}", value)
+    monkeypatch.setenv("CHAT_SERVICE_PID", str(server.process.pid))
+    pytester.makeini(QUIET_INI)
+    pytester.makefile(".toml", tria=CHAT_TARGET)
+    yield server
+    server.stop()
+
+
+async def _session_rows(url: str, session_id: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        query = "SELECT count(*) FROM chat_sessions WHERE id = $1::uuid"
+        return int(await conn.fetchval(query, session_id))
+    finally:
+        await conn.close()
+
+
+async def _delete_session(url: str, session_id: str) -> int:
+    """Remove a session the test left in the shared database; how many rows went."""
+    conn = await asyncpg.connect(url)
+    try:
+        done = await conn.execute("DELETE FROM chat_sessions WHERE id = $1::uuid", session_id)
+        return int(done.split()[-1])
+    finally:
+        await conn.close()
+
+
+def test_tria_chat_marks_its_sessions_and_deletes_them_after_a_failed_test(
+    pytester: pytest.Pytester, own_service: ServiceServer, deps: DependencyEndpoints
+) -> None:
+    pytester.makepyfile(
+        test_70_smoke="""
+        async def test_fails_after_a_turn(tria_chat, pg):
+            turn = await tria_chat.turn("How do I track my order?")
+            with open("session.txt", "w") as handle:
+                handle.write(turn.session_id)
+            marked = await pg.fetchval(
+                "SELECT metadata->>'synthetic' FROM chat_sessions WHERE id = $1::uuid",
+                turn.session_id,
+            )
+            assert marked == "true"
+            assert turn.rate_limit is not None
+            raise AssertionError("failing on purpose")
+        """
+    )
+    result = pytester.runpytest_subprocess("--tria-target=chat")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: failing on purpose*"])
+    session_id = Path(pytester.path, "session.txt").read_text()
+    assert asyncio.run(_session_rows(deps.database_url, session_id)) == 0
+
+
+def test_a_session_tria_chat_cannot_delete_is_an_error_naming_it(
+    pytester: pytest.Pytester,
+    own_service: ServiceServer,
+    deps: DependencyEndpoints,
+    service_env: Mapping[str, str],
+) -> None:
+    pytester.makepyfile(
+        test_70_smoke="""
+        import asyncio
+        import os
+        import signal
+
+        import httpx
+
+        async def test_the_service_goes_away(tria_chat):
+            turn = await tria_chat.turn("How do I track my order?")
+            with open("session.txt", "w") as handle:
+                handle.write(turn.session_id)
+            os.kill(int(os.environ["CHAT_SERVICE_PID"]), signal.SIGTERM)
+            for _ in range(200):
+                try:
+                    await tria_chat.client.get("/health", timeout=1)
+                except httpx.HTTPError:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("the service did not stop")
+        """
+    )
+    result = pytester.runpytest_subprocess("--tria-target=chat")
+    result.assert_outcomes(passed=1, errors=1)
+    session_id = Path(pytester.path, "session.txt").read_text()
+    result.stdout.fnmatch_lines(
+        [f"*CleanupError: synthetic sessions left on {own_service.url}*{session_id}*"]
+    )
+    assert read_verdict(pytester)["verdict"] == "FAIL"
+    assert result.ret == 1
+    assert service_env["TRIA_DIAGNOSTICS_TOKEN"] not in result.stdout.str()
+    assert asyncio.run(_delete_session(deps.database_url, session_id)) == 1  # it was left behind

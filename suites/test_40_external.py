@@ -1,0 +1,177 @@
+"""External services: OpenAI offers and answers with the configured models; Chroma holds the
+knowledge. Each failure names the component and what to check."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.targets import Budgets
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+Record = Callable[[str, float | str, str], None]
+CHROMA_TIMEOUT_S = 10.0
+COLLECTIONS = "/tenants/default_tenant/databases/default_database/collections"
+
+
+@contextlib.contextmanager
+def openai_call(what: str, endpoints: Endpoints) -> Iterator[None]:
+    """Turn an OpenAI error into one line naming the component, the fix and the cause (with no
+    chained traceback: the line is the whole story).
+
+    openai is imported here, not at the top: it takes most of a second to import, and a
+    ``-m smoke`` run collects this module without ever calling OpenAI.
+    """
+    import openai
+
+    fixes: list[tuple[type[openai.APIError], str]] = [  # most specific first
+        (openai.AuthenticationError, "check OPENAI_API_KEY (the target's openai_api_key)"),
+        (
+            openai.NotFoundError,
+            "check OPENAI_MODEL / OPENAI_EMBEDDING_MODEL (openai_model, openai_embedding_model)",
+        ),
+        (openai.APIStatusError, "check the account's quota and the provider's status page"),
+        (openai.APIConnectionError, "check OPENAI_BASE_URL (openai_base_url) and the network"),
+    ]
+    try:
+        yield
+    except openai.APIError as exc:
+        where = endpoints.openai_base_url or "https://api.openai.com/v1"
+        fix = next((f for kind, f in fixes if isinstance(exc, kind)), "check OpenAI")
+        if isinstance(exc, openai.APIStatusError):
+            problem = f"answered {exc.status_code} to {what}: {fix} ({exc.message})"
+        else:
+            problem = f"did not answer {what}: {fix} ({type(exc).__name__})"
+        raise pytest.fail.Exception(f"OpenAI at {where} {problem}", pytrace=False) from None
+
+
+@contextlib.contextmanager
+def chroma_call(what: str, endpoints: Endpoints) -> Iterator[None]:
+    """Turn a Chroma connection error into one line naming the component and the fix."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        fix = "start Chroma, or check CHROMA_URL (the target's chroma_url)"
+        cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        message = f"Chroma at {endpoints.chroma_url} did not answer {what}: {fix} ({cause})"
+        raise pytest.fail.Exception(message, pytrace=False) from None
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def chroma(tria_endpoints: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
+    """Chroma's REST API (v2), with timeouts (chromadb's own client has none)."""
+    base = f"{tria_endpoints.chroma_url.rstrip('/')}/api/v2"
+    async with httpx.AsyncClient(base_url=base, timeout=CHROMA_TIMEOUT_S) as client:
+        yield client
+
+
+async def test_openai_models(openai_client: AsyncOpenAI, tria_endpoints: Endpoints) -> None:
+    """OpenAI offers the configured chat and embedding models."""
+    with openai_call("the models list", tria_endpoints):
+        offered = {model.id async for model in openai_client.models.list()}
+    wanted = [tria_endpoints.openai_model, tria_endpoints.openai_embedding_model]
+    missing = [name for name in wanted if name not in offered]
+    assert not missing, (
+        f"OpenAI does not offer {', '.join(missing)}: set OPENAI_MODEL / OPENAI_EMBEDDING_MODEL "
+        "(the target's openai_model, openai_embedding_model) to models the account offers"
+    )
+
+
+async def test_openai_completion(
+    openai_client: AsyncOpenAI, tria_endpoints: Endpoints, tria_budget: Budgets, tria_record: Record
+) -> None:
+    """A tiny chat completion answers within the OpenAI budget."""
+    started = time.perf_counter()
+    with openai_call("a chat completion", tria_endpoints):
+        completion = await openai_client.chat.completions.create(
+            model=tria_endpoints.openai_model,
+            messages=[{"role": "user", "content": "Reply with the word OK."}],
+            max_completion_tokens=5,
+        )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    tria_record("openai_completion_ms", round(elapsed_ms, 1), "ms")
+    assert completion.choices, "OpenAI: a completion with no choices"
+    assert completion.choices[0].message.content, "OpenAI: an empty completion"
+    assert elapsed_ms <= tria_budget.openai_ms, (
+        f"OpenAI: a tiny completion took {elapsed_ms:.0f} ms, over the openai_ms budget "
+        f"({tria_budget.openai_ms:.0f} ms)"
+    )
+
+
+async def test_openai_embedding(
+    openai_client: AsyncOpenAI, tria_endpoints: Endpoints, tria_budget: Budgets, tria_record: Record
+) -> None:
+    """A tiny embedding answers within the OpenAI budget."""
+    started = time.perf_counter()
+    with openai_call("an embedding", tria_endpoints):
+        embedding = await openai_client.embeddings.create(
+            model=tria_endpoints.openai_embedding_model, input="deployment check"
+        )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    tria_record("openai_embedding_ms", round(elapsed_ms, 1), "ms")
+    assert embedding.data, "OpenAI: an embedding answer with no data"
+    assert embedding.data[0].embedding, "OpenAI: an empty embedding"
+    assert elapsed_ms <= tria_budget.openai_ms, (
+        f"OpenAI: a tiny embedding took {elapsed_ms:.0f} ms, over the openai_ms budget "
+        f"({tria_budget.openai_ms:.0f} ms)"
+    )
+
+
+async def test_chroma_heartbeat(
+    chroma: httpx.AsyncClient, tria_endpoints: Endpoints, tria_budget: Budgets, tria_record: Record
+) -> None:
+    """Chroma answers its heartbeat within the Chroma budget."""
+    started = time.perf_counter()
+    with chroma_call("its heartbeat", tria_endpoints):
+        answer = await chroma.get("/heartbeat")
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    tria_record("chroma_heartbeat_ms", round(elapsed_ms, 1), "ms")
+    assert answer.status_code == 200, f"Chroma: heartbeat answered {answer.status_code}"
+    assert elapsed_ms <= tria_budget.chroma_ms, (
+        f"Chroma: heartbeat took {elapsed_ms:.0f} ms, over the chroma_ms budget "
+        f"({tria_budget.chroma_ms:.0f} ms)"
+    )
+
+
+async def test_chroma_version(
+    chroma: httpx.AsyncClient, tria_endpoints: Endpoints, tria_record: Record
+) -> None:
+    """Chroma reports its version."""
+    with chroma_call("its version", tria_endpoints):
+        answer = await chroma.get("/version")
+    assert answer.status_code == 200, f"Chroma: version answered {answer.status_code}"
+    version = answer.json()
+    assert isinstance(version, str), f"Chroma: no version in {answer.text[:100]!r}"
+    assert version, "Chroma: an empty version"
+    tria_record("chroma_version", version, "")
+
+
+async def test_knowledge_collection(
+    chroma: httpx.AsyncClient, tria_endpoints: Endpoints, tria_record: Record
+) -> None:
+    """The knowledge collection exists in Chroma and is not empty."""
+    name = tria_endpoints.chroma_collection
+    with chroma_call(f"for collection {name}", tria_endpoints):
+        found = await chroma.get(f"{COLLECTIONS}/{name}")
+        assert found.status_code == 200, (
+            f"Chroma has no collection {name!r} ({found.status_code}): check CHROMA_COLLECTION "
+            "(the target's chroma_collection); the service creates and fills it at startup"
+        )
+        collection: dict[str, Any] = found.json()
+        counted = await chroma.get(f"{COLLECTIONS}/{collection['id']}/count")
+    assert counted.status_code == 200, f"Chroma: count answered {counted.status_code}"
+    chunks = int(counted.json())
+    tria_record("knowledge_chunks", chunks, "")
+    assert chunks > 0, (
+        f"Chroma collection {name!r} is empty: reindex the knowledge "
+        "(POST /api/v1/knowledge/reindex with the admin token) or check TRIA_KNOWLEDGE_DIR"
+    )
