@@ -1,9 +1,9 @@
 """Tria Deploy: a pytest plugin that decides whether a Tria deployment may take traffic.
 
 The public surface: the models a suite or a hook touches (Target, Budgets, Endpoints, Stage),
-the read-only helper for protected databases, the namespaced Redis key helper, synthetic
-conversations through the service's chat API (what ``tria_chat`` yields), and the one redaction
-every output goes through.
+the read-only and rolled-back transaction helpers for protected databases, the namespaced Redis
+key helper, synthetic conversations through the service's chat API (what ``tria_chat`` yields),
+and the one redaction every output goes through.
 
 The pydantic models are imported on first use: pytest imports this package for every run
 (through the plugin's entry point), and an unrelated project should not pay for pydantic.
@@ -20,7 +20,7 @@ from pytest_tria_deploy.stages import BUILTIN_STAGES, Stage
 if TYPE_CHECKING:
     from pytest_tria_deploy.conversations import ChatError, CleanupError, SyntheticChat, Turn
     from pytest_tria_deploy.endpoints import Endpoints
-    from pytest_tria_deploy.helpers import KeyNamespace, read_only
+    from pytest_tria_deploy.helpers import KeyNamespace, read_only, rolled_back
     from pytest_tria_deploy.provision.base import Provider, ProvisionError
     from pytest_tria_deploy.targets import Budgets, Target
 
@@ -36,6 +36,7 @@ _LAZY = {
     "Target": "targets",
     "Turn": "conversations",
     "read_only": "helpers",
+    "rolled_back": "helpers",
 }
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "read_only",
     "redact",
     "register_secrets",
+    "rolled_back",
 ]
 
 

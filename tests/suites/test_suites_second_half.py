@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpcore  # noqa: F401  # see HTTPCORE below
 import httpx
 import pytest
 import redis.asyncio as aioredis
@@ -29,9 +28,6 @@ from pytest_tria_deploy.provision.processes import start_service
 from pytest_tria_deploy.provision.stack import DependencyEndpoints, endpoints_env, service_env
 from tests.plugin.conftest import QUIET_INI, read_verdict
 
-# HTTPCORE: httpx imports httpcore on its first request and keeps a map of httpcore's exception
-# classes; pytester drops modules first imported during a test, so a later in-process run would
-# meet new httpcore classes and raw httpcore errors. Importing it here (at collection) keeps one.
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 RUN_TIMEOUT_S = 300
 OWN_TOML = """
