@@ -1,6 +1,7 @@
 """The apps the benchmarks measure the service against, each served by uvicorn in its own process.
 
-Run: python -m benchmarks._apps {naive-readiness,bare,service-ping} --port N (the scripts do).
+Run: python -m benchmarks._apps {naive-readiness,bare,bare-routes,service-ping} --port N
+(the scripts do).
 Every app is served as ``python -m tria_service`` serves the service: the same uvicorn settings
 and the same redacted JSON logging, so the designs compared are the only difference.
 
@@ -10,6 +11,9 @@ and the same redacted JSON logging, so the designs compared are the only differe
 - bare: FastAPI with a trivial endpoint and fixed health bodies: no lifespan, no monitor, no
   middleware. It imports the service's app module, so the same code is loaded as in the service
   and a memory difference is the service's running state, not its libraries.
+- bare-routes: ``bare`` with the service's routing table (its routers included, then the trivial
+  endpoint), so a latency ratio against the service measures its running state and middleware,
+  not how many routes FastAPI matches past.
 - service-ping: the service exactly as ``create_app`` builds it (orchestrator, monitor, chat
   components, lifecycle, middleware) plus the same trivial endpoint.
 """
@@ -29,10 +33,13 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from tria_service.api.chat import router as chat_router
+from tria_service.api.health import router as health_router
 from tria_service.app import create_app
 from tria_service.clients import POOL_MAX_SIZE, POOL_MIN_SIZE
 from tria_service.config import load_settings
 from tria_service.logging import configure_logging
+from tria_service.production.health_monitor import HealthMonitor
 
 from pytest_tria_deploy.helpers import asyncpg_dsn
 
@@ -128,6 +135,16 @@ def bare() -> FastAPI:
     return app
 
 
+def bare_routes() -> FastAPI:
+    """The trivial endpoint behind the service's routers, with nothing running behind them."""
+    app = FastAPI()
+    app.state.monitor = HealthMonitor()  # never started: /health answers liveness only
+    app.include_router(health_router)
+    app.include_router(chat_router)
+    app.add_api_route(PING_PATH, ping)
+    return app
+
+
 def service_ping() -> FastAPI:
     """The service as create_app builds it, with the trivial endpoint added."""
     app = create_app(load_settings())
@@ -138,6 +155,7 @@ def service_ping() -> FastAPI:
 APPS: dict[str, Callable[[], FastAPI]] = {
     "naive-readiness": naive_readiness,
     "bare": bare,
+    "bare-routes": bare_routes,
     "service-ping": service_ping,
 }
 

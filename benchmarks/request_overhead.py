@@ -3,7 +3,9 @@
 - service: the app exactly as tria_service.app.create_app builds it (orchestrator, health monitor
   refreshing in the background, chat components, lifecycle manager, the drain gate and body limit
   middleware, exception handlers, every router) with GET /bench/ping added;
-- bare: FastAPI with the same GET /bench/ping and nothing else.
+- bare: FastAPI with the service's routers and the same GET /bench/ping after them, and nothing
+  else: no lifespan, monitor or middleware. The same routing table on both sides, so the ratio is
+  the cost of what the service runs, not of FastAPI matching a request past more routes.
 
 Both run in their own uvicorn process at the same time, against the same throwaway dependencies
 (the service needs them to start). They are measured in interleaved rounds (service, bare, bare,
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace, out: Console) -> dict[str, LoadResult]:
     with local_dependencies(out) as (stack, _, env):
         out.print("starting the service's app and the bare app, each with GET /bench/ping ...")
         service = start_app(stack.workdir, "service-ping", env)
-        bare = start_app(stack.workdir, "bare", env)
+        bare = start_app(stack.workdir, "bare-routes", env)
         try:
             urls = {"service": service.url + PING_PATH, "bare": bare.url + PING_PATH}
             out.print(
