@@ -134,9 +134,13 @@ def load_settings(config: pytest.Config, hook_stages: Iterable[Stage]) -> TriaSe
         )
     report = _setting(config, "tria_report_dir")
     report_dir = (cwd if report.from_cli else root) / str(report.value or DEFAULT_REPORT_DIR)
-    if report_dir.exists() and not report_dir.is_dir():
+    file_in_the_way = _file_in_the_way(report_dir)
+    if file_in_the_way is not None:
+        where = (
+            "is a file" if file_in_the_way == report_dir else f"is under the file {file_in_the_way}"
+        )
         problems.append(
-            f"{report.source} {report.value!r} is a file, not a directory; give a directory"
+            f"{report.source} {report.value!r} {where}, not a directory; give a directory"
         )
     targets = [known[n] for n in names if n in known]
     resolved = _resolve(targets, problems)
@@ -156,6 +160,12 @@ def load_settings(config: pytest.Config, hook_stages: Iterable[Stage]) -> TriaSe
         allow_destructive=bool(_setting(config, "tria_allow_destructive").value),
         config_source=loaded.source,
     )
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The path itself or the nearest existing ancestor, when that is not a directory."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
 
 
 def _resolve(targets: Sequence[Target], problems: list[str]) -> tuple[Target, ...]:

@@ -6,13 +6,23 @@ Secrets are written as ``${ENV_VAR}`` references and resolved only for the targe
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.interpolate import MissingVariables, interpolate
@@ -29,6 +39,8 @@ DEPENDENCY_STAGES: dict[str, tuple[DependencyName, ...]] = {
     "external": ("openai", "chroma"),
 }
 SECRET_FIELDS = ("database_url", "redis_url", "openai_api_key", "diagnostics_token", "secret_key")
+# A "${" that starts no complete ${VAR} or ${VAR:-default} reference (an unclosed one, say).
+_UNCLOSED_REFERENCE = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})")
 
 
 class TargetError(ValueError):
@@ -42,7 +54,8 @@ class TargetError(ValueError):
 class Budgets(BaseModel):
     """Latency and timing budgets a target must meet; extra numeric budgets are allowed."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # An infinite budget would never be exceeded: a typo must not switch a check off.
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     readiness_ms: float = Field(default=1000.0, gt=0)
     liveness_ms: float = Field(default=250.0, gt=0)
@@ -58,6 +71,8 @@ class Budgets(BaseModel):
         for key, value in (self.model_extra or {}).items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"budget {key!r} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"budget {key!r} must be a finite number greater than 0")
         return self
 
     def get(self, name: str) -> float:
@@ -83,7 +98,7 @@ class Target(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     provider: ProviderName = "external"
-    protected: bool = False
+    protected: StrictBool = False  # a safety switch: only TOML's true or false, never a string
     description: str = ""
     service_url: str | None = None
     instances: list[str] = Field(default_factory=list)
@@ -165,6 +180,11 @@ class Target(BaseModel):
                     f"export {var}, or write ${{{var}:-default}} in the config"
                     for var in exc.names
                 ]
+            if _UNCLOSED_REFERENCE.search(text):
+                problems.append(
+                    f"target '{self.name}': {where} has a '${{' that is no reference; "
+                    "write ${VAR} or ${VAR:-default}"
+                )
         if problems:
             raise TargetError(problems)
         updates: dict[str, Any] = {
@@ -210,7 +230,7 @@ class StageTable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     after: list[str] | None = None
-    critical: bool | None = None
+    critical: StrictBool | None = None
     description: str | None = None
 
 
@@ -245,13 +265,15 @@ def load_config(root: Path, explicit: str | None, cwd: Path) -> ConfigFile:
         try:
             targets[name] = Target.model_validate({**body, "name": name})
         except ValidationError as exc:
-            problems.extend(f"{where}targets.{name}: {line}" for line in _error_lines(exc))
+            lines = _error_lines(exc, Target)
+            problems.extend(f"{where}targets.{name}: {line}" for line in lines)
     stages: dict[str, StageTable] = {}
     for name, body in _tables(table, "stages", where, problems).items():
         try:
             stages[name] = StageTable.model_validate(body)
         except ValidationError as exc:
-            problems.extend(f"{where}stages.{name}: {line}" for line in _error_lines(exc))
+            lines = _error_lines(exc, StageTable)
+            problems.extend(f"{where}stages.{name}: {line}" for line in lines)
     return ConfigFile(str(path) if path else "built-in", targets, stages, problems)
 
 
@@ -268,7 +290,10 @@ def _tables(
         if isinstance(body, dict):
             found[name] = body
         else:
-            problems.append(f"{where}{section}.{name} must be a table, got {type(body).__name__}")
+            problems.append(
+                f"{where}{section}.{name} must be a table, got {type(body).__name__}; "
+                f"write it as [{section}.{name}] followed by key = value lines"
+            )
     return found
 
 
@@ -276,6 +301,8 @@ def _read(root: Path, explicit: str | None, cwd: Path) -> tuple[Path | None, dic
     if explicit:
         candidates = [cwd / explicit, root / explicit]
         path = next((p for p in candidates if p.is_file()), None)
+        if path is None and any(p.is_dir() for p in candidates):
+            raise TargetError([f"config file {explicit!r} is a directory; name a TOML file"])
         if path is None:
             raise TargetError([f"config file {explicit!r} not found; check --tria-config"])
         return path, _parse(path, path.name == "pyproject.toml")
@@ -293,18 +320,41 @@ def _parse(path: Path, pyproject: bool) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise TargetError([f"{path} does not parse: {exc}; fix the TOML syntax"]) from None
+    except UnicodeDecodeError as exc:
+        raise TargetError(
+            [f"{path} is not valid UTF-8 (byte {exc.start}); save it as UTF-8"]
+        ) from None
     except OSError as exc:
         raise TargetError([f"{path} cannot be read: {exc.strerror}"]) from None
     if pyproject:
         tool = data.get("tool", {})
-        return dict(tool.get("tria", {})) if isinstance(tool, dict) else {}
+        tria = tool.get("tria", {}) if isinstance(tool, dict) else {}
+        if not isinstance(tria, dict):
+            raise TargetError(
+                [f"{path}: [tool.tria] must be a table; write [tool.tria.targets.NAME] tables"]
+            )
+        return dict(tria)
     return data
 
 
-def _error_lines(exc: ValidationError) -> list[str]:
+def _error_lines(exc: ValidationError, model: type[BaseModel]) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message += _known_keys(model, error["loc"])
         lines.append(f"{where}: {message}" if where else message)
     return lines
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """The keys of the table an unknown key was found in, and the closest one, as a remedy."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        nested = field.annotation if field is not None else None
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            return ""
+        model = nested
+    known = [name for name in model.model_fields if name != "name"]
+    return f"; known keys: {', '.join(known)}{suggest(str(loc[-1]), known)}"

@@ -6,6 +6,7 @@ own errors are rewritten into that form and the model hides inputs in its errors
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -68,7 +69,22 @@ _PLACEHOLDERS = (
     "token",
     "xxx",
 )
-_PLACEHOLDER_MARKERS = ("changeme", "yoursecret", "changeinproduction", "replaceme", "placeholder")
+_PLACEHOLDER_MARKERS = (
+    "changeme",
+    "yoursecret",
+    "changeinproduction",
+    "replaceme",
+    "placeholder",
+    "yourapikey",
+    "yourkey",
+)
+# An unexpanded ${VAR} reference: nothing expands them in the environment (an env file's are
+# expanded when read), so one left in a value is a deployment mistake, never a real value.
+_UNEXPANDED_REFERENCE = re.compile(r"\$\{[A-Za-z_]")
+# urlsplit silently drops tabs and newlines, so a URL that holds them validates as another one.
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+HOST_NAME_MAX_LENGTH = 253
 
 
 # Bounds and an example value for the chat settings: (lowest, highest, example).
@@ -133,8 +149,29 @@ def _check_secret(value: SecretStr, min_length: int, nbytes: int) -> SecretStr:
     return value
 
 
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` (a URL's hostname, brackets removed) cannot name a host; None when it can."""
+    if unquote(host).startswith("/"):
+        return None  # a Unix-socket directory, as libpq and asyncpg accept
+    if ":" in host:
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return "has an invalid IPv6 address"
+        return None
+    labels = host.removesuffix(".").split(".")
+    if len(host) > HOST_NAME_MAX_LENGTH or not all(_HOST_LABEL.fullmatch(x) for x in labels):
+        return (
+            "has an invalid host name (letters, digits, '-' and '_' in dot-separated labels of "
+            f"at most 63 characters, {HOST_NAME_MAX_LENGTH} in all)"
+        )
+    return None
+
+
 def _url_shape(url: str, var: str, schemes: tuple[str, ...], example: str) -> None:
     """Check scheme and host of a URL without quoting the URL (it may hold a password)."""
+    if _URL_UNSAFE.search(url):
+        raise _problem(f"contains whitespace or control characters — remove them from {var}")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -142,10 +179,15 @@ def _url_shape(url: str, var: str, schemes: tuple[str, ...], example: str) -> No
         raise _problem(f"is not a valid URL (bad port or brackets) — use {example}") from exc
     if parts.scheme not in schemes:
         allowed = " or ".join(f"{s}://" for s in schemes)
-        shown = f"'{parts.scheme}://'" if parts.scheme else "no scheme"
+        # Only a real scheme is quoted: in "user:password@host" urlsplit takes the user for one.
+        real = parts.scheme and url.lower().startswith(f"{parts.scheme}://")
+        shown = f"'{parts.scheme}://'" if real else "no scheme"
         raise _problem(f"scheme must be {allowed}, got {shown} — use {example}")
     if not parts.hostname:
         raise _problem(f"has no host — use {example}")
+    host_problem = _host_problem(parts.hostname)
+    if host_problem is not None:
+        raise _problem(f"{host_problem} — fix the host in {var}")
     if port is not None and not 1 <= port <= 65535:
         raise _problem(f"port must be in 1..65535 — fix the port in {var}")
 
@@ -229,6 +271,16 @@ class Settings(BaseSettings):
     tria_rag_min_score: float = 0.2
     tria_embedding_batch_size: int = 64
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_unexpanded_reference(cls, value: object) -> object:
+        if isinstance(value, str) and _UNEXPANDED_REFERENCE.search(value):
+            raise _problem(
+                "holds an unexpanded ${VAR} reference — set the value itself: nothing expands "
+                "references in the environment"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: SecretStr) -> SecretStr:
@@ -291,6 +343,10 @@ class Settings(BaseSettings):
                 f"does not look like an OpenAI key ('sk-' and at least {OPENAI_KEY_MIN_LENGTH} "
                 "characters) — copy a key from platform.openai.com/api-keys, or set "
                 "OPENAI_BASE_URL for another OpenAI-compatible endpoint"
+            )
+        if _is_placeholder(key.removeprefix("sk-")):
+            raise _problem(
+                "is a placeholder, not a key — copy a key from platform.openai.com/api-keys"
             )
         return value
 
