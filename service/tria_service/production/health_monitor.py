@@ -34,6 +34,7 @@ from tria_service.production.diagnostics import (
     dependency_section,
     pool_section,
 )
+from tria_service.production.failures import describe_failure
 from tria_service.production.health_body import (
     SHUTTING_DOWN,
     HealthBodies,
@@ -210,13 +211,14 @@ class HealthMonitor:
     async def _probe(self, dep: Dependency) -> ProbeResult:
         assert self._probes is not None, "monitor not started"
         assert self._settings is not None, "monitor not started"
-        timeout = self._settings.timeout_for(dep)
+        settings = self._settings
+        timeout = settings.timeout_for(dep)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout + TIMEOUT_SLACK_SECONDS):
                 result = await self._probes.probe(dep)
-        except TimeoutError:
-            result = self._failed(dep, started, f"timed out after {timeout:.1f}s")
+        except TimeoutError:  # the probe overran its own timeout: the same words, and the hint
+            result = self._failed(dep, started, *describe_failure(dep, TimeoutError(), settings))
         except Exception as exc:  # probes should not raise; if one does, it is a failed probe
             result = self._failed(dep, started, f"probe error: {type(exc).__name__}: {exc}")
         self._states[dep].history.probes_run += 1
@@ -226,13 +228,16 @@ class HealthMonitor:
         return result
 
     @staticmethod
-    def _failed(dep: Dependency, started: float, error: str) -> ProbeResult:
+    def _failed(
+        dep: Dependency, started: float, error: str, hint: str | None = None
+    ) -> ProbeResult:
         return ProbeResult(
             name=dep.value,
             status=ServiceStatus.UNHEALTHY,
             latency_ms=(time.perf_counter() - started) * 1000,
             checked_at=now(),
             error=error,
+            hint=hint,
             details={},
         )
 
@@ -370,19 +375,25 @@ class HealthMonitor:
             body = self._bodies.base("fail", "diagnostics: not started")
             body.update(checks={}, details=None)
             return body
+        # The component sections run alongside the probes, not after them: a hung dependency
+        # then costs diagnostics one wait (the longer of the two), not its timeout twice over.
         if self._shutting_down:
+            components = await component_sections(self._components)
             results = {d: s.result for d, s in self._states.items()}
         else:
-            results = dict(await self.refresh_all())
+            refreshed, components = await asyncio.gather(
+                self.refresh_all(), component_sections(self._components)
+            )
+            results = dict(refreshed)
         status, description = self._verdict(results)
         body = self._bodies.base(status, f"diagnostics: {description}")
         body["checks"] = self._checks(results)
-        body["details"] = await self._details()
+        body["details"] = self._details(components)
         secrets = self._settings.secret_values() if self._settings is not None else []
         redacted: dict[str, Any] = redact_value(body, secrets)
         return redacted
 
-    async def _details(self) -> dict[str, Any]:
+    def _details(self, components: dict[str, Any]) -> dict[str, Any]:
         assert self._settings is not None
         settings = self._settings
         dependencies = {
@@ -401,7 +412,7 @@ class HealthMonitor:
             "shutting_down": self._shutting_down,
             "dependencies": dependencies,
             "pools": pool_section(self._pool_stats),
-            "components": await component_sections(self._components),
+            "components": components,
             "host": host_section(),
             "config": settings.summary(),
         }

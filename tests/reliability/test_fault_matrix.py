@@ -1,0 +1,62 @@
+"""The fault matrix, service column: every dependency × every fault against a real service.
+
+One cell per test, each on a service process of its own (``faults_inject.faulted``), asserted by
+``faults_service.SERVICE_CHECKS``; what each check measured is recorded as a JUnit property.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from tria_service.production.diagnostics import COMPONENT_CHECK_TIMEOUT_SECONDS
+
+from pytest_tria_deploy.provision.processes import start_service
+from tests.reliability.faults_inject import Bench, faulted, run_time_env
+from tests.reliability.faults_matrix import Cell, matrix_params
+from tests.reliability.faults_service import DIAGNOSTICS, SERVICE_CHECKS
+from tests.service.helpers import bearer
+
+
+@pytest.mark.parametrize("cell", matrix_params())
+def test_service_column(
+    cell: Cell, fault_bench: Bench, record_property: Callable[[str, object], None]
+) -> None:
+    with faulted(cell, fault_bench) as state:
+        measured = SERVICE_CHECKS[cell.fault](state)
+    for name, value in measured.items():
+        record_property(name, round(value, 3))
+
+
+def test_diagnostics_waits_for_a_hung_dependency_once(fault_bench: Bench) -> None:
+    """Found by the chroma-hangs cell: diagnostics probed first and then ran the component
+    sections (the knowledge section asks Chroma too), so a hung Chroma cost its timeout plus the
+    component timeout. They now run together: one wait, the longer of the two."""
+    own = fault_bench.fresh_deps("chroma")
+    chroma = own.servers.chroma
+    assert chroma is not None
+    timeout = 3.0
+    env = run_time_env(
+        fault_bench.service_env,
+        own.env(),
+        # no refresh in the background: diagnostics starts the Chroma probe itself
+        {"TRIA_HEALTH_REFRESH_INTERVAL": "60", "TRIA_TIMEOUT_CHROMA": str(timeout)},
+    )
+    service = start_service(fault_bench.workdir, env)
+    try:
+        chroma.process.pause()
+        try:
+            started = time.monotonic()
+            response = httpx.get(f"{service.url}{DIAGNOSTICS}", headers=bearer(env), timeout=30)
+            took = time.monotonic() - started
+        finally:
+            chroma.process.resume()
+    finally:
+        service.stop()
+
+    body = response.json()
+    assert body["checks"]["chroma:responseTime"][0]["output"] == f"timed out after {timeout}s"
+    assert body["details"]["components"]["knowledge"]["status"] == "fail"
+    assert timeout <= took < timeout + COMPONENT_CHECK_TIMEOUT_SECONDS - 1.5, took
