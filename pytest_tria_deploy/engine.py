@@ -17,7 +17,7 @@ from pytest_tria_deploy.outcomes import ItemInfo, annotate, cap
 from pytest_tria_deploy.provision.base import ProvisionError
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.redact import close_scope, open_scope, redact
-from pytest_tria_deploy.report import scrub, streams
+from pytest_tria_deploy.report import allure_scrub, scrub, streams
 from pytest_tria_deploy.report.provided import ProvidedFacts
 from pytest_tria_deploy.report.terminal import write_usage_errors, write_verdict_table
 from pytest_tria_deploy.report.verdict import VERDICT_FILE, build_verdict, write_verdict
@@ -58,6 +58,10 @@ class TriaEngine:
         self.is_worker = hasattr(config, "workerinput")
         self.log_filter = streams.RedactingFilter()
         self.provided = ProvidedFacts()
+        # allure-pytest words a failure from the raw exception, past ``scrub``: redact its results.
+        self.unregister_allure = (
+            allure_scrub.register() if config.pluginmanager.hasplugin("allure_pytest") else None
+        )
 
     def pytest_report_header(self) -> list[str]:
         lines = []
@@ -247,6 +251,8 @@ class TriaEngine:
             write_verdict_table(terminalreporter, self.run.verdict, self.run.verdict_path)
 
     def pytest_unconfigure(self) -> None:
+        if self.unregister_allure is not None:
+            self.unregister_allure()
         close_scope(self.run.secrets)
 
 
