@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import psutil
@@ -13,7 +13,7 @@ import pytest
 
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.helpers import fail_listing, read_env_file
-from pytest_tria_deploy.provision.docker import DOCKER_PROVIDERS, DockerProvider, check_docker
+from pytest_tria_deploy.provision.docker import DOCKER_PROVIDERS, check_docker
 from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.report.attach import attach_json
 from pytest_tria_deploy.runstate import settings_of
@@ -51,7 +51,7 @@ def test_docker_available(tria_target: Target) -> None:
     """The Docker CLI and engine are present (container and compose targets only)."""
     if tria_target.provider not in DOCKER_PROVIDERS:
         pytest.skip(f"a {tria_target.provider} target runs no containers: Docker is not needed")
-    provider = cast(DockerProvider, tria_target.provider)
+    provider = tria_target.provider
     status = check_docker(compose=provider == "compose")
     problems = [p for p in [status.problem_for(provider)] if p]
     if shutil.which("docker") is None:
