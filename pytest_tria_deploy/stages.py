@@ -82,8 +82,13 @@ class StageGraph:
         while pending:
             ready = [s for s in pending if set(s.after) <= placed]
             if not ready:
-                names = ", ".join(sorted(s.name for s in pending))
-                raise StageError([f"stages {names} depend on each other in a cycle"])
+                names = ", ".join(sorted(_in_cycles(pending)))
+                raise StageError(
+                    [
+                        f"stages {names} depend on each other in a cycle; remove one of their "
+                        "'after' entries"
+                    ]
+                )
             ordered.append(ready[0])
             placed.add(ready[0].name)
             pending.remove(ready[0])
@@ -136,3 +141,15 @@ class StageGraph:
         if match and match["stage"] in self._by_name:
             return match["stage"]
         return None
+
+
+def _in_cycles(stuck: list[Stage]) -> set[str]:
+    """The stages that could not be placed, without those merely downstream of a cycle: an
+    'after' entry of theirs is not what to remove."""
+    names = {s.name for s in stuck}
+    while True:
+        parents = {p for s in stuck if s.name in names for p in s.after}
+        downstream = names - parents
+        if not downstream:
+            return names
+        names -= downstream

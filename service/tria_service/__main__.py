@@ -21,7 +21,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tria_service.app import create_app
-from tria_service.config import ConfigError, Settings, load_settings, resolve_env_file
+from tria_service.config import (
+    ConfigError,
+    Settings,
+    host_problem,
+    load_settings,
+    resolve_env_file,
+)
 from tria_service.logging import configure_logging
 from tria_service.production.lifecycle_manager import get_lifecycle_manager
 from tria_service.production.startup_orchestrator import StartupError
@@ -73,6 +79,15 @@ class ServerSettings(BaseSettings):
         description="must be a comma list of proxy IP addresses or networks, or * — e.g. "
         "10.0.0.5,10.1.0.0/16 (unset: X-Forwarded-For is ignored)",
     )
+
+    @field_validator("tria_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        """Checked here, as the URLs' hosts are: uvicorn would find out only when it binds, after
+        a whole startup (and a label over 63 characters fails it with a traceback)."""
+        if host_problem(value) is not None:
+            raise ValueError("not a host name or address")  # the field's description says why
+        return value
 
     @field_validator("tria_forwarded_allow_ips")
     @classmethod

@@ -149,10 +149,9 @@ def _check_secret(value: SecretStr, min_length: int, nbytes: int) -> SecretStr:
     return value
 
 
-def _host_problem(host: str) -> str | None:
-    """Why ``host`` (a URL's hostname, brackets removed) cannot name a host; None when it can."""
-    if unquote(host).startswith("/"):
-        return None  # a Unix-socket directory, as libpq and asyncpg accept
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (an IPv6 address without brackets) is no host name or IP address; None when
+    it is one. For URL hosts and TRIA_HOST alike."""
     if ":" in host:
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
@@ -185,9 +184,10 @@ def _url_shape(url: str, var: str, schemes: tuple[str, ...], example: str) -> No
         raise _problem(f"scheme must be {allowed}, got {shown} — use {example}")
     if not parts.hostname:
         raise _problem(f"has no host — use {example}")
-    host_problem = _host_problem(parts.hostname)
-    if host_problem is not None:
-        raise _problem(f"{host_problem} — fix the host in {var}")
+    # A Unix-socket directory (%2F-quoted) is a host too, as libpq and asyncpg accept.
+    problem = None if unquote(parts.hostname).startswith("/") else host_problem(parts.hostname)
+    if problem is not None:
+        raise _problem(f"{problem} — fix the host in {var}")
     if port is not None and not 1 <= port <= 65535:
         raise _problem(f"port must be in 1..65535 — fix the port in {var}")
 

@@ -12,14 +12,9 @@ from tests.reliability.malformed_options import CANARY, CASES, OptionCase
 
 # Words by which a problem line tells the user what to do (every table row spells its own out).
 REMEDY = re.compile(
-    r"; (known|did you mean|use|give|write|export|check|fix|save|name)\b"
+    r"; (known|did you mean|use|give|write|export|check|fix|save|name|remove)\b"
     r"|should (be|match)|must (be|match)|needs |give "
 )
-
-
-def _param(case: OptionCase) -> object:
-    marks = [pytest.mark.xfail(strict=True, reason=case.finding)] if case.finding else []
-    return pytest.param(case, id=case.id, marks=marks)
 
 
 def test_the_table_covers_files_and_options_once_each() -> None:
@@ -30,7 +25,7 @@ def test_the_table_covers_files_and_options_once_each() -> None:
     assert len([c for c in CASES if c.args]) >= 15
 
 
-@pytest.mark.parametrize("case", [_param(case) for case in CASES])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
 def test_each_malformed_input_is_a_usage_error_with_a_remedy(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, case: OptionCase
 ) -> None:

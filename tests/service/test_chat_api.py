@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
+import httpx
+import jsonschema_rs
 import pytest
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from tria_service.api.body_limit import MAX_BODY_BYTES
-from tria_service.api.chat import MessagesBody, RateLimitedBody
+from tria_service.api.chat import MESSAGE_PATTERN, ChatRequestBody, MessagesBody, RateLimitedBody
 from tria_service.app import create_app
 from tria_service.chat.cache import ResponseCache
 from tria_service.chat.rate_limit import client_key, session_key
@@ -23,6 +28,7 @@ from tria_service.config import Settings
 from tria_service.production.health_monitor import HealthMonitor
 from tria_service.production.lifecycle_manager import LifecycleManager
 
+from pytest_tria_deploy.provision.processes import ServiceServer
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
 from tests.service.helpers import (
     LIFECYCLE_STEPS,
@@ -314,6 +320,121 @@ async def test_invalid_input_is_a_422_naming_the_problem(
     detail = response.json()["detail"]
     assert fragment in json.dumps(detail, ensure_ascii=False)
     assert all("input" not in error for error in detail)  # the client's text is not echoed
+
+
+def _every_character() -> list[str]:
+    """Each code point of the BMP (no lone surrogates: JSON text cannot carry one), and a sample
+    of the others, which neither regex class names."""
+    bmp = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
+    return bmp + [chr(c) for c in range(0x10000, sys.maxunicode + 1, 0x1001)]
+
+
+def _accepted(message: str) -> bool:
+    """What the service's model says of a message (the length limit is checked apart)."""
+    try:
+        ChatRequestBody.model_validate({"message": message})
+    except ValidationError:
+        return False
+    return True
+
+
+async def test_the_schema_declares_the_message_rules_the_service_enforces(
+    chat_settings: Callable[..., Settings],
+) -> None:
+    """minLength, maxLength (each app's own TRIA_CHAT_MAX_MESSAGE_CHARS) and a pattern that both
+    JSON Schema's engine (jsonschema_rs, what schemathesis judges with) and Python's re (what it
+    generates with) read as the service's own rules, for every character alone or after text."""
+    probes = [
+        "",
+        " \u3000",
+        "\ufeff",
+        "ok\x85",
+        "\x85",
+        "x" * 100,
+        "x" * 101,
+        "a\x7f",
+        "a\rb",
+        "t\tn\n",
+    ]
+    unknown = str(uuid.uuid4())  # a message that passes validation gets 404, a turn-free answer
+    async with (
+        serve_in_process(chat_settings(TRIA_CHAT_MAX_MESSAGE_CHARS="100")) as small,
+        serve_in_process(chat_settings(TRIA_CHAT_MAX_MESSAGE_CHARS="2000")) as large,
+    ):
+        schemas = [(await app.client.get("/openapi.json")).json() for app in (small, large)]
+        statuses = [
+            (
+                await small.client.post(
+                    "/api/v1/chat", json={"message": probe, "session_id": unknown}
+                )
+            ).status_code
+            for probe in probes
+        ]
+
+    declared = [
+        s["components"]["schemas"]["ChatRequestBody"]["properties"]["message"] for s in schemas
+    ]
+    assert [(d["minLength"], d["maxLength"]) for d in declared] == [(1, 100), (1, 2000)]
+    assert declared[0]["pattern"] == MESSAGE_PATTERN
+    validator = jsonschema_rs.validator_for(declared[0])
+    assert statuses == [404 if validator.is_valid(p) else 422 for p in probes]
+    assert statuses.count(404) == 5  # the probes cover both answers
+    python_re = re.compile(MESSAGE_PATTERN)
+    disagreements = [
+        (hex(ord(char)), message)
+        for char in _every_character()
+        for message in (char, f"a{char}")
+        if not validator.is_valid(message) == bool(python_re.search(message)) == _accepted(message)
+    ]
+    assert not disagreements
+
+
+@pytest.mark.parametrize(
+    ("body", "position", "error"),
+    [
+        (b'{"message": "caf\xe9"}', 16, "the JSON body is not valid UTF-8 (byte 16)"),  # Latin-1
+        (b'{"message": "\xed\xa0\x80"}', 13, "the JSON body is not valid UTF-8 (byte 13)"),
+        (b'{"message": "\x80"}', 13, "the JSON body is not valid UTF-8 (byte 13)"),
+        ('{"message": "hi"}'.encode("utf-16"), 0, "the JSON body is not valid UTF-8 (byte 0)"),
+        (b'{"message": ', 12, "Expecting value"),  # JSON that does not parse, for comparison
+    ],
+    ids=["latin-1", "encoded-surrogate", "lone-continuation-byte", "utf-16", "truncated-json"],
+)
+async def test_a_json_body_that_is_not_utf8_is_a_422_like_any_unparsable_json(
+    running_service: ServiceServer, body: bytes, position: int, error: str
+) -> None:
+    """Over HTTP: a declared 422 naming the cause, not FastAPI's undeclared 400."""
+    async with httpx.AsyncClient(base_url=running_service.url, timeout=10) as client:
+        response = await client.post(
+            "/api/v1/chat", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "json_invalid",
+                "loc": ["body", position],
+                "msg": "JSON decode error",
+                "ctx": {"error": error},
+            }
+        ]
+    }
+
+
+async def test_a_utf8_body_may_still_start_with_a_byte_order_mark(
+    running_service: ServiceServer,
+) -> None:
+    """RFC 8259 lets a parser ignore it, and the service did before bodies had to be UTF-8."""
+    async with httpx.AsyncClient(base_url=running_service.url, timeout=10) as client:
+        response = await client.post(
+            "/api/v1/chat",
+            content=b'\xef\xbb\xbf{"message": ""}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "message"]  # parsed: the message itself is what is wrong
+    assert "must not be empty or only whitespace" in problem["msg"]
 
 
 async def test_a_body_larger_than_any_valid_request_is_refused_before_it_is_read(

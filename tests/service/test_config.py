@@ -13,6 +13,7 @@ from tria_service.config import (
     ConfigError,
     Dependency,
     Settings,
+    host_problem,
     load_settings,
     resolve_env_file,
 )
@@ -121,6 +122,32 @@ def test_database_url_format(env: pytest.MonkeyPatch, url: str, expected: str) -
     problem = only_problem(env, "DATABASE_URL", url)
     assert expected in problem
     assert "postgresql://user:password@host:5432/dbname" in problem
+
+
+def test_a_unix_socket_directory_is_a_database_host(env: pytest.MonkeyPatch) -> None:
+    """As libpq and asyncpg accept: the one host that is neither a name nor an address."""
+    set_env(env, DATABASE_URL="postgresql://tria:pw-7f3a@%2Frun%2Fpostgresql/tria")
+    assert load_settings().asyncpg_dsn().endswith("@%2Frun%2Fpostgresql/tria")
+    assert host_problem("%2frun%2fpostgresql") is not None  # a socket is no host elsewhere
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("db.internal", None),
+        ("10.0.0.5", None),
+        ("fe80::1%eth0", None),
+        ("not a host", "invalid host name"),
+        ("h" * 64, "invalid host name"),
+        ("x." * 127, "invalid host name"),  # 254 characters
+        ("[::1]", "invalid IPv6 address"),
+        ("db:5432", "invalid IPv6 address"),
+    ],
+)
+def test_host_problem_names_what_is_wrong_with_a_host(host: str, problem: str | None) -> None:
+    found = host_problem(host)
+    assert (found is None) == (problem is None), found
+    assert problem is None or problem in str(found)
 
 
 def test_asyncpg_driver_url_is_accepted_and_normalised(env: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from tria_service.__main__ import (
+    EXIT_BAD_CONFIG,
     EXIT_INTERRUPTED,
     ServerSettings,
     ShutdownBudget,
@@ -18,7 +19,9 @@ from tria_service.__main__ import (
 from tria_service.config import ConfigError
 
 from pytest_tria_deploy.provision.processes import start_service
-from tests.service.helpers import NO_DRAIN_DELAY
+from tests.service.helpers import NO_DRAIN_DELAY, run_python
+
+HOST_PROBLEM = "TRIA_HOST: must be a host name or address — e.g. 127.0.0.1 or 0.0.0.0"
 
 
 @pytest.fixture
@@ -82,6 +85,43 @@ def test_every_server_variable_is_named_with_its_fix_when_invalid(
         assert " — e.g. " in problem
     assert "chatty" not in str(caught.value)
     assert "10.0.0.300" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not a host", "h" * 300, "h" * 64 + ".internal", "[::1]", "127.0.0.1:8000", "/run/tria.sock"],
+    ids=["words", "huge", "long-label", "brackets", "with-port", "socket-path"],
+)
+def test_a_host_that_is_no_name_nor_address_is_refused_before_startup(
+    environment: pytest.MonkeyPatch, value: str
+) -> None:
+    environment.setenv("TRIA_HOST", value)
+    with pytest.raises(ConfigError) as caught:
+        load_configuration()
+    assert caught.value.problems == [HOST_PROBLEM]
+
+
+@pytest.mark.parametrize(
+    "value", ["0.0.0.0", "::", "::1", "fe80::1%lo", "localhost", "tria_api-1.svc.internal."]
+)
+def test_host_names_and_addresses_are_accepted(environment: pytest.MonkeyPatch, value: str) -> None:
+    environment.setenv("TRIA_HOST", value)
+    _, server = load_configuration()
+    assert server.tria_host == value
+
+
+def test_a_label_uvicorn_could_not_encode_exits_2_without_a_traceback(
+    tmp_path: Path, service_env: Mapping[str, str]
+) -> None:
+    """Before it was checked, the whole startup ran and then uvicorn died with a UnicodeError."""
+    done = run_python(
+        "-m", "tria_service", cwd=tmp_path, env={**service_env, "TRIA_HOST": "h" * 64}
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == EXIT_BAD_CONFIG, output
+    assert f"  - {HOST_PROBLEM}" in done.stderr.splitlines()
+    assert "Traceback" not in output
+    assert "startup" not in output  # refused before anything started
 
 
 @pytest.mark.parametrize(

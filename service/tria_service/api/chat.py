@@ -1,8 +1,10 @@
 """The chat API: a conversation turn, a session's messages, deleting a session, reindexing.
 
 Every response a client can cause is declared in the OpenAPI schema with its body: 404 for an
-unknown session, 422 for invalid input, 413 for a body larger than any valid one, 429 with
-Retry-After over a rate limit, 401 without the admin token, 503 when nothing could be made durable.
+unknown session, 422 for invalid input (a JSON body that is not UTF-8 included), 413 for a body
+larger than any valid one, 429 with Retry-After over a rate limit, 401 without the admin token, 503
+when nothing could be made durable. The schema states the message rules the service enforces (not
+blank, no control characters, at most TRIA_CHAT_MAX_MESSAGE_CHARS, set per app from its settings).
 Chat turns and message reads count against the client's rate limit and carry RateLimit-* headers.
 The client is the peer address (behind a proxy listed in TRIA_FORWARDED_ALLOW_IPS, the address it
 forwards); X-Client-Id names it only when TRIA_TRUST_CLIENT_ID_HEADER says a gateway sets it.
@@ -14,16 +16,20 @@ session leaves nothing behind once deleted, so a gate may run on a production ta
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
@@ -49,7 +55,15 @@ SYNTHETIC_UNAUTHORIZED = (
     "(TRIA_DIAGNOSTICS_TOKEN or TRIA_ADMIN_TOKEN); send the request without the header "
     "for ordinary traffic"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The control characters a message may not hold (tab, newline and carriage return are text).
+_CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+# Exactly what str.isspace() (and so str.strip()) takes for whitespace, spelled out: \s means
+# another set in ECMA-262 regexes, which JSON Schema patterns are (\ufeff in, \x85 out).
+_SPACE_CHARS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The declared form of _readable's rules: no control character, and one that is not whitespace.
+# Plain classes and escapes only, so Python's re and ECMA-262 read it alike.
+MESSAGE_PATTERN = f"^[^{_CONTROL_CHARS}]*[^{_CONTROL_CHARS}{_SPACE_CHARS}][^{_CONTROL_CHARS}]*$"
+_CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
 _TRUTHY = frozenset({"1", "true", "yes"})
 CLIENT_ID_MAX_CHARS = 200
 
@@ -63,10 +77,13 @@ class ChatRequestBody(BaseModel):
     session_id: UUID | None = Field(
         default=None, description="continue this session; omit to start a new one"
     )
-    # No max_length: the configured limit is checked per request, and BodyLimit bounds the body.
+    # Declared, not enforced, by the schema: _readable keeps the service's own wording, and the
+    # configured limit (maxLength, set per app) is checked per request; BodyLimit bounds the body.
     message: str = Field(
-        description="the customer's message: not blank, at most TRIA_CHAT_MAX_MESSAGE_CHARS",
+        description="the customer's message: not blank, no control characters but tab, newline "
+        "and carriage return, at most TRIA_CHAT_MAX_MESSAGE_CHARS characters",
         examples=["Where is my order? I need my tracking number."],
+        json_schema_extra={"minLength": 1, "pattern": MESSAGE_PATTERN},
     )
 
     @field_validator("message")
@@ -177,7 +194,61 @@ _SYNTHETIC_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 # empty requirement next to the bearer one says "with the token, or without any".
 _OPTIONAL_BEARER: dict[str, Any] = {"security": [{}]}
 
-router = APIRouter(prefix="/api/v1", tags=["chat"])
+
+class Utf8JsonRequest(Request):
+    """A JSON body must be UTF-8 (RFC 8259; a leading byte order mark is ignored, as before):
+    anything else is a 422 like any other JSON that does not parse, not an undeclared 400."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                text = body.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                what = f"the JSON body is not valid UTF-8 (byte {exc.start})"
+                raise json.JSONDecodeError(what, "", exc.start) from None
+            self._json = json.loads(text)
+        return self._json
+
+
+class Utf8JsonRoute(APIRoute):
+    """Hands the route a Utf8JsonRequest, whose ``json()`` FastAPI calls for a JSON body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def utf8_json(request: Request) -> Response:
+            return await handler(Utf8JsonRequest(request.scope, request.receive))
+
+        return utf8_json
+
+
+@asynccontextmanager
+async def declare_configured_limits(app: FastAPI) -> AsyncIterator[None]:
+    """Put the app's TRIA_CHAT_MAX_MESSAGE_CHARS into its schema as the message's maxLength.
+
+    One router serves every app, so the model cannot carry a per-app limit; this runs inside the
+    app's lifespan, once the orchestrator's settings are on ``app.state``.
+    """
+    generate = app.openapi
+    limit = app.state.settings.tria_chat_max_message_chars
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        body = schema["components"]["schemas"][ChatRequestBody.__name__]
+        body["properties"]["message"]["maxLength"] = limit
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
+    try:
+        yield
+    finally:
+        app.openapi = generate  # type: ignore[method-assign]
+
+
+router = APIRouter(
+    prefix="/api/v1", tags=["chat"], route_class=Utf8JsonRoute, lifespan=declare_configured_limits
+)
 _admin_bearer = HTTPBearer(
     auto_error=False,
     scheme_name="AdminBearer",
