@@ -3,7 +3,8 @@
 Exit codes: 2 for bad configuration (every problem listed), 1 when startup is refused because a
 critical dependency failed (each one named). Both print a plain message to stderr, never a
 traceback; Ctrl-C ends with 130, also without one. On SIGTERM readiness fails at once, new work
-is refused, in-flight requests finish, and the process exits within TRIA_SHUTDOWN_GRACE seconds.
+is still served for TRIA_SHUTDOWN_DRAIN_DELAY seconds and refused after it, in-flight requests
+finish, and the process exits within TRIA_SHUTDOWN_GRACE seconds.
 """
 
 from __future__ import annotations

@@ -2,18 +2,21 @@
 
 Every request is recorded with the moment its last byte was handed to the socket (httpcore's
 ``send_request_body.complete`` trace event), so it can be told exactly which requests the service
-had been sent before a signal. Every loop stops at a deadline and when asked to.
+had been sent before the signal, during the drain delay, and after it. Every loop stops at a
+deadline and when asked to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import secrets
 import signal
 import ssl
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as EventType
@@ -40,6 +43,12 @@ QUESTIONS = (
 )
 
 Kind = Literal["chat", "readiness"]
+# When a request was sent, relative to the signal and the end of the drain delay.
+Phase = Literal["in_flight", "delay", "delay_end", "after"]
+PHASES: tuple[Phase, ...] = ("in_flight", "delay", "delay_end", "after")
+# How it ended: served, refused (never started on the service), or failed.
+Verdict = Literal["served", "refused_connection", "refused_503", "closed_unanswered", "failed"]
+REFUSALS: frozenset[Verdict] = frozenset({"refused_connection", "refused_503", "closed_unanswered"})
 
 
 @dataclass
@@ -60,6 +69,11 @@ class Outcome:
     def sent_before(self, moment: float) -> bool:
         return self.sent_at is not None and self.sent_at < moment
 
+    @property
+    def moment(self) -> float:
+        """When the request went out: its last byte sent, or its start when that never happened."""
+        return self.sent_at if self.sent_at is not None else self.started
+
 
 @dataclass
 class Load:
@@ -69,16 +83,15 @@ class Load:
     deadline: float
     outcomes: list[Outcome] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    quiet: bool = False  # chat clients hold new turns back while this is True
 
     def running(self) -> bool:
         return not self.stop.is_set() and time.monotonic() < self.deadline
 
-    async def turn_allowed(self) -> bool:
-        """Wait out a quiet window (bounded by the deadline); False once the load is over."""
-        while self.quiet and self.running():  # noqa: ASYNC110 - a flag flipped twice per run
-            await asyncio.sleep(0.005)
-        return self.running()
+    async def pause(self, seconds: float) -> None:
+        """Sleep, cut short when the load stops or reaches its deadline."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, min(seconds, self.deadline - time.monotonic()))):
+                await self.stop.wait()
 
     def in_flight(self, kind: Kind) -> int:
         return sum(1 for o in self.outcomes if o.kind == kind and o.done_at is None and o.sent_at)
@@ -115,7 +128,7 @@ async def chat_client(load: Load, number: int, start_after: float = 0.0) -> None
     turn = 0
     await asyncio.sleep(start_after)
     async with httpx.AsyncClient(base_url=load.base_url, timeout=60, verify=_TLS) as client:
-        while await load.turn_allowed():
+        while load.running():
             question = QUESTIONS[(number + turn) % len(QUESTIONS)]
             message = f"{question} (ref {number}-{turn}-{secrets.token_hex(4)})"
             body: dict[str, str] = {"message": message}
@@ -128,21 +141,15 @@ async def chat_client(load: Load, number: int, start_after: float = 0.0) -> None
                 answer = response.json()
                 session_id = outcome.session_id = answer["session_id"]
                 outcome.reply = answer["reply"]
-            else:  # refused: try again later, as a well-behaved client would
-                await asyncio.sleep(_backoff(outcome, load.deadline))
-
-
-def _backoff(outcome: Outcome, deadline: float) -> float:
-    """Retry-After when the service said it (bounded by the deadline), else a short pause."""
-    pause = float(outcome.retry_after) if outcome.retry_after else RETRY_PAUSE_S
-    return max(0.0, min(pause, deadline - time.monotonic()))
+            else:  # refused: try again later (Retry-After when given), as a good client would
+                await load.pause(float(outcome.retry_after or RETRY_PAUSE_S))
 
 
 async def readiness_client(load: Load, pause: float = 0.1) -> None:
     async with httpx.AsyncClient(base_url=load.base_url, timeout=30, verify=_TLS) as client:
         while load.running():
             await load.request(client, Outcome("readiness", time.monotonic()), "GET", READINESS)
-            await asyncio.sleep(pause)
+            await load.pause(pause)
 
 
 class SignalPoller:
@@ -224,68 +231,81 @@ def poll_and_signal(
 
 
 @dataclass(frozen=True)
+class Window:
+    """The moments that split the requests: the signal, and the end of the drain delay with a
+    margin either side, in which a request may be served or refused (how soon the service reads
+    a request is not the behaviour under test)."""
+
+    signal_at: float
+    delay_end: float
+    margin: float
+
+    def phase(self, outcome: Outcome) -> Phase:
+        failed_early = outcome.done_at is not None and outcome.done_at < self.signal_at
+        if outcome.sent_before(self.signal_at) or failed_early:
+            return "in_flight"
+        if outcome.moment < self.delay_end - self.margin:
+            return "delay"
+        if outcome.moment < self.delay_end + self.margin:
+            return "delay_end"
+        return "after"
+
+
+@dataclass(frozen=True)
 class Tally:
-    """The counts the test reports. "Accepted" means the request's last byte was sent before
-    the signal; such a chat request succeeds only with a 200, a readiness request with a 200 or,
-    answered after the signal, a 503. A request that failed before the signal counts as failed
-    in flight too."""
+    """The counts the test reports, as ``<phase>_<kind>_<verdict>``, and the requests that ended
+    wrongly in each phase. Sent before the signal ("in flight") or during the drain delay, a
+    request must be served: a chat turn with a 200, readiness with a 200 or, after the signal, a
+    503. Around the delay's end it may be served or refused. After it a chat turn must be refused:
+    no connection, the gate's 503 with Retry-After, or a kept-alive connection closed unanswered.
+    """
 
-    sent: int
-    completed: int  # accepted, and answered with success
-    in_flight_at_signal: int  # accepted chat requests still unanswered at the signal
-    refused_after_signal: int  # sent after the signal: 503 with Retry-After, or no connection
-    refused_with_503: int
-    refused_no_connection: int
-    served_after_signal: int  # sent after the signal and still served (not a failure)
-    failed_in_flight: list[Outcome]  # accepted but not answered with success
-    failed_after_signal: list[Outcome]  # sent after the signal and failed in any other way
+    counts: dict[str, int]
+    failed: dict[Phase, list[Outcome]]
+    in_flight_at_signal: int  # chat turns sent before the signal and still unanswered at it
 
-    def counts(self) -> dict[str, int]:
-        return {
-            "sent": self.sent,
-            "completed": self.completed,
-            "in_flight_at_signal": self.in_flight_at_signal,
-            "refused_after_signal": self.refused_after_signal,
-            "refused_with_503": self.refused_with_503,
-            "refused_no_connection": self.refused_no_connection,
-            "served_after_signal": self.served_after_signal,
-            "failed_in_flight": len(self.failed_in_flight),
-            "failed_after_signal": len(self.failed_after_signal),
-        }
+    def count(self, phase: Phase, kind: Kind, verdicts: frozenset[Verdict]) -> int:
+        return sum(self.counts.get(f"{phase}_{kind}_{v}", 0) for v in verdicts)
+
+    def figures(self) -> dict[str, int]:
+        failed = {f"failed_{phase}": len(self.failed[phase]) for phase in PHASES}
+        return {**self.counts, "in_flight_at_signal": self.in_flight_at_signal, **failed}
 
 
-def tally(outcomes: list[Outcome], signal_at: float) -> Tally:
-    completed = in_flight = refused_503 = refused_conn = served_after = 0
-    failed_in_flight: list[Outcome] = []
-    failed_after: list[Outcome] = []
+def tally(outcomes: list[Outcome], window: Window) -> Tally:
+    counts: Counter[str] = Counter(sent=len(outcomes))
+    failed: dict[Phase, list[Outcome]] = {phase: [] for phase in PHASES}
+    in_flight = 0
     for outcome in outcomes:
-        failed_early = outcome.done_at is not None and outcome.done_at < signal_at
-        if outcome.sent_before(signal_at) or failed_early:
-            if outcome.kind == "chat" and (outcome.done_at or signal_at) > signal_at:
-                in_flight += 1
-            if _succeeded(outcome, signal_at):
-                completed += 1
-            else:
-                failed_in_flight.append(outcome)
-        elif outcome.status == 503 and outcome.retry_after and outcome.kind == "chat":
-            refused_503 += 1
-        elif outcome.status is None:
-            refused_conn += 1
-        elif _succeeded(outcome, signal_at):
-            served_after += 1
-        else:
-            failed_after.append(outcome)
-    return Tally(
-        sent=len(outcomes),
-        completed=completed,
-        in_flight_at_signal=in_flight,
-        refused_after_signal=refused_503 + refused_conn,
-        refused_with_503=refused_503,
-        refused_no_connection=refused_conn,
-        served_after_signal=served_after,
-        failed_in_flight=failed_in_flight,
-        failed_after_signal=failed_after,
-    )
+        phase = window.phase(outcome)
+        verdict = _verdict(outcome, window.signal_at)
+        counts[f"{phase}_{outcome.kind}_{verdict}"] += 1
+        if phase == "in_flight" and outcome.kind == "chat":
+            in_flight += (outcome.done_at or window.signal_at) >= window.signal_at
+        if not _allowed(phase, outcome.kind, verdict):
+            failed[phase].append(outcome)
+    return Tally(dict(sorted(counts.items())), failed, in_flight)
+
+
+def _allowed(phase: Phase, kind: Kind, verdict: Verdict) -> bool:
+    if phase in ("in_flight", "delay"):
+        return verdict == "served"
+    if phase == "delay_end":
+        return verdict != "failed"
+    # after the delay: no new chat turn is taken; readiness still answers a kept-alive connection
+    return verdict in REFUSALS or (kind == "readiness" and verdict == "served")
+
+
+def _verdict(outcome: Outcome, signal_at: float) -> Verdict:
+    if _succeeded(outcome, signal_at):
+        return "served"
+    if outcome.error == "ConnectError":
+        return "refused_connection"
+    if outcome.error in ("RemoteProtocolError", "ReadError"):
+        return "closed_unanswered"
+    if outcome.kind == "chat" and outcome.status == 503 and outcome.retry_after:
+        return "refused_503"
+    return "failed"
 
 
 def _succeeded(outcome: Outcome, signal_at: float) -> bool:

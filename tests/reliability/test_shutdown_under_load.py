@@ -1,12 +1,12 @@
 """SIGTERM while 50 clients chat and ask readiness: nothing in flight fails, nothing acked is lost.
 
 The stand-in answers every model call after a delay, so chat turns are really running when the
-signal comes. A request counts as accepted when its last byte was sent before the signal (see
-``load_clients.Tally``); those must all succeed. No new chat turn starts in the last 100 ms
-before the signal (``QUIET_S``), so every accepted turn has reached the service. Requests sent
-afterwards may be refused (503 with Retry-After during the drain delay, then no connection) and
-are counted apart. Every turn the service acknowledged with a 200 must be in PostgreSQL, read
-directly, after a restart.
+signal comes, and the clients keep sending right through it. A request counts as in flight when
+its last byte was sent before the signal (see ``load_clients.Tally``); those must all succeed, and
+so must the requests sent during the drain delay (a load balancer still routes to the instance
+until it sees readiness fail). After the delay new work is refused: no new connection is taken.
+Every turn the service acknowledged with a 200 must be in PostgreSQL, read directly, after a
+restart, and no refused turn may be there.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from pytest_tria_deploy.provision.processes import ServiceServer, start_service
 from tests.reliability.load_clients import (
     Load,
     Outcome,
+    Phase,
     SignalPoller,
+    Tally,
+    Window,
     chat_client,
     readiness_client,
     tally,
@@ -39,12 +42,11 @@ READINESS_CLIENTS = 10
 MODEL_LATENCY_MS = 1000  # each model call; a turn makes two in a row
 TURN_S = 2 * MODEL_LATENCY_MS / 1000  # about how long a turn runs: the clients start spread over it
 GRACE_S = 15.0
-DRAIN_DELAY_S = 1.0
+DRAIN_DELAY_S = 2.0
+# Around the delay's end a request may be served or refused, depending on when the service reads
+# it: wide enough for a busy machine, narrow enough to leave most of the delay to check.
+DELAY_END_MARGIN_S = 0.5
 READINESS_503_WITHIN_MS = 100.0
-# No new chat turn is sent in the last QUIET_S before the signal: a request whose bytes left a
-# moment before SIGTERM may still sit unread in the service's socket buffer, and the service can
-# only honour what it has read. The turns already running stay in flight across the signal.
-QUIET_S = 0.1
 WARM_UP_LIMIT_S = 40.0  # bound on waiting for the load to build up before the signal
 RUN_LIMIT_S = WARM_UP_LIMIT_S + GRACE_S + 10.0
 
@@ -73,37 +75,58 @@ async def test_sigterm_under_load_drops_nothing_in_flight_and_loses_no_message(
     finally:
         service.stop()
     signal_at, first_503, exited_at, code, load = run
-    counts = tally(load.outcomes, signal_at)
+    window = Window(signal_at, signal_at + DRAIN_DELAY_S, DELAY_END_MARGIN_S)
+    counts = tally(load.outcomes, window)
+    refused_turns = [o for o in load.outcomes if o.kind == "chat" and o.status != 200]
     restarted = start_service(tmp_path / "second", env)  # the same database, a new process
     try:
-        lost = await _lost(own.database_url, load.acknowledged())
+        lost, stored_refused = await _check_storage(
+            own.database_url, load.acknowledged(), refused_turns
+        )
     finally:
         restarted.stop()
 
     figures: dict[str, float] = {
-        **counts.counts(),
+        **counts.figures(),
         "acknowledged": len(load.acknowledged()),
         "lost": len(lost),
+        "refused_turns_stored": len(stored_refused),
         "readiness_503_after_ms": _ms(first_503, signal_at),
         **_readiness_before(load.outcomes, signal_at),
+        **_switch_over(load.outcomes, signal_at),
         "exited_after_s": round(exited_at - signal_at, 3) if exited_at else -1.0,
     }
     for name, value in figures.items():
         record_property(name, value)
     print("\nshutdown under load:", ", ".join(f"{k}={v}" for k, v in figures.items()))
-    if counts.failed_in_flight or counts.failed_after_signal:
-        print(_describe(counts.failed_in_flight + counts.failed_after_signal, signal_at))
+    for phase, failed in counts.failed.items():
+        if failed:
+            print(f"failed ({phase}):", _describe(failed, signal_at))
 
-    assert first_503 is not None, "readiness never answered 503 after SIGTERM"
+    served_in_delay = counts.count("delay", "chat", frozenset({"served"}))
+    refused_connections = counts.count("after", "chat", frozenset({"refused_connection"}))
+    refused_connections += counts.count("after", "readiness", frozenset({"refused_connection"}))
+    assert first_503 is not None, f"readiness never answered 503 after SIGTERM: {figures}"
     assert figures["readiness_503_after_ms"] < READINESS_503_WITHIN_MS, figures
-    assert counts.in_flight_at_signal >= CHAT_CLIENTS // 2, "too little was in flight to tell"
-    assert counts.failed_in_flight == [], _describe(counts.failed_in_flight, signal_at)
-    assert counts.failed_after_signal == [], _describe(counts.failed_after_signal, signal_at)
-    assert counts.refused_with_503 > 0, "no request was refused with 503 during the drain"
-    assert lost == [], f"{len(lost)} acknowledged turns missing from chat_messages"
-    assert exited_at is not None, "the service did not exit"
+    assert counts.in_flight_at_signal >= CHAT_CLIENTS // 2, f"too little in flight: {figures}"
+    _assert_none_failed(counts, "in_flight", signal_at, figures)
+    _assert_none_failed(counts, "delay", signal_at, figures)
+    _assert_none_failed(counts, "delay_end", signal_at, figures)
+    _assert_none_failed(counts, "after", signal_at, figures)
+    assert served_in_delay > 0, f"no chat turn sent during the drain delay to check: {figures}"
+    assert refused_connections > 0, f"no new connection was refused after the delay: {figures}"
+    assert lost == [], f"{len(lost)} acknowledged turns missing from chat_messages: {figures}"
+    assert stored_refused == [], f"{len(stored_refused)} refused turns were stored: {figures}"
+    assert exited_at is not None, f"the service did not exit: {figures}"
     assert exited_at - signal_at < GRACE_S, figures
     assert code in (0, -signal.SIGTERM), service.process.tail()
+
+
+def _assert_none_failed(
+    counts: Tally, phase: Phase, signal_at: float, figures: dict[str, float]
+) -> None:
+    failed = counts.failed[phase]
+    assert failed == [], f"{phase}: {_describe(failed, signal_at)}; {figures}"
 
 
 async def _run_and_signal(
@@ -122,10 +145,7 @@ async def _run_and_signal(
     try:
         with SignalPoller(service.url, service.process.pid, limit=RUN_LIMIT_S) as poller:
             await _busy(load)
-            load.quiet = True  # every accepted turn gets QUIET_S to reach the service
-            await asyncio.sleep(QUIET_S)
             signal_at = await poller.fire()
-            load.quiet = False
             exited_at = await _exit(service, load)
             await poller.result()
     finally:
@@ -154,8 +174,12 @@ async def _exit(service: ServiceServer, load: Load) -> float | None:
     return None
 
 
-async def _lost(database_url: str, acknowledged: list[Outcome]) -> list[Outcome]:
-    """The acknowledged turns whose question or reply is not in chat_messages."""
+async def _check_storage(
+    database_url: str, acknowledged: list[Outcome], refused: list[Outcome]
+) -> tuple[list[Outcome], list[Outcome]]:
+    """The acknowledged turns whose question or reply is not in chat_messages (lost), and the
+    turns not acknowledged whose question is (work done although the client was told it was not,
+    so its retry would store it twice)."""
     sessions = sorted({o.session_id for o in acknowledged if o.session_id})
     conn = await asyncpg.connect(database_url)
     try:
@@ -164,15 +188,21 @@ async def _lost(database_url: str, acknowledged: list[Outcome]) -> list[Outcome]
             " WHERE session_id = ANY($1::uuid[])",
             sessions,
         )
+        asked = await conn.fetch(
+            "SELECT content FROM chat_messages WHERE role = 'user' AND content = ANY($1::text[])",
+            [o.message for o in refused],
+        )
     finally:
         await conn.close()
     stored = {(r["session_id"], r["role"], r["content"]) for r in rows}
-    return [
+    lost = [
         o
         for o in acknowledged
         if (o.session_id, "user", o.message) not in stored
         or (o.session_id, "assistant", o.reply) not in stored
     ]
+    stored_questions = {r["content"] for r in asked}
+    return lost, [o for o in refused if o.message in stored_questions]
 
 
 def _readiness_before(outcomes: list[Outcome], signal_at: float) -> dict[str, float]:
@@ -188,6 +218,18 @@ def _readiness_before(outcomes: list[Outcome], signal_at: float) -> dict[str, fl
         "readiness_p50_ms_before": round(took[len(took) // 2], 1),
         "readiness_p99_ms_before": round(took[min(len(took) - 1, len(took) * 99 // 100)], 1),
         "readiness_max_ms_before": round(took[-1], 1),
+    }
+
+
+def _switch_over(outcomes: list[Outcome], signal_at: float) -> dict[str, float]:
+    """When, after the signal, the last chat turn that was served was sent, and the first
+    refused one: the switch from serving to refusing, to compare with the drain delay."""
+    chat = [o for o in outcomes if o.kind == "chat" and o.moment >= signal_at]
+    served = [o.moment for o in chat if o.status == 200]
+    refused = [o.moment for o in chat if o.status != 200]
+    return {
+        "last_served_chat_sent_after_ms": _ms(max(served, default=None), signal_at),
+        "first_refused_chat_sent_after_ms": _ms(min(refused, default=None), signal_at),
     }
 
 

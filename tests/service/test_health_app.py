@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from tria_service.api.drain import RETRY_AFTER_SECONDS
 from tria_service.api.health import DiagnosticsBody, HealthBody, ReadinessBody
 from tria_service.app import create_app
 from tria_service.clients import Clients
@@ -395,32 +394,6 @@ async def test_two_apps_in_sequence_on_the_process_wide_singletons_both_clean_up
         assert [o.outcome for o in get_lifecycle_manager().last_outcomes] == ["ok"] * 6
 
     assert closed[0] is not closed[1]
-
-
-async def test_new_work_is_refused_during_the_drain_but_health_still_answers(
-    make_settings: Callable[..., Settings],
-) -> None:
-    settings = make_settings(TRIA_HEALTH_REFRESH_INTERVAL="3600", TRIA_HEALTH_TTL="3600")
-    async with serve_in_process(settings) as running:
-        client = running.client
-        before = await client.get("/openapi.json")
-        running.lifecycle.begin_drain()
-        refused = await client.get("/openapi.json")
-        ready = await client.get("/api/v1/health/readiness")
-        live = await client.get("/health")
-        metrics = await client.get("/metrics")
-        diagnostics = await client.get("/api/v1/health/diagnostics", headers=running.auth())
-
-    assert before.status_code == 200
-    assert refused.status_code == 503
-    assert refused.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
-    assert refused.headers["connection"] == "close"
-    assert "shutting down" in refused.json()["detail"]
-    assert ready.status_code == 503
-    assert live.status_code == 200
-    assert metrics.status_code == 200
-    assert diagnostics.status_code == 503
-    assert diagnostics.json()["details"]["shutting_down"] is True
 
 
 class FailsOnce(ServiceMetrics):

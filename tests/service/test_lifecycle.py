@@ -1,4 +1,5 @@
-"""LifecycleManager: order, deadlines, failures, idempotence, and the chained signal hook."""
+"""LifecycleManager: order, deadlines, failures, idempotence, the chained signal hook, and when
+new work stops being accepted."""
 
 from __future__ import annotations
 
@@ -129,10 +130,12 @@ async def test_drain_hooks_run_once_and_a_completed_shutdown_starts_afresh() -> 
     manager.begin_drain()
     manager.begin_drain()
     assert manager.draining
+    assert manager.accepting  # readiness fails, but new work is still served until the delay ends
     await manager.shutdown()
 
     assert flips == ["readiness failing", "after the broken one"]
     assert not manager.draining  # done: the next app registers its own callbacks and hooks
+    assert manager.accepting
     calls: list[str] = []
     manager.register("second run", recorder(calls, "second run"))
     assert [o.name for o in await manager.shutdown()] == ["second run"]
@@ -153,15 +156,34 @@ def test_the_module_accessor_returns_one_manager() -> None:
     reset_lifecycle_manager()
 
 
+async def test_shutdown_stops_accepting_while_the_callbacks_run() -> None:
+    seen: list[tuple[bool, bool]] = []
+    manager = LifecycleManager()
+
+    async def look() -> None:
+        seen.append((manager.draining, manager.accepting))
+
+    manager.register("look", look)
+    await manager.shutdown()
+
+    assert seen == [(True, False)]  # a shutdown without a signal has no delay to wait out
+    assert manager.accepting
+
+
 class Received(list[int]):
-    """Signals the stand-in server handler saw, and an event set on the first."""
+    """Signals the stand-in server handler saw, whether new work was still accepted when each
+    came, and an event set on the first."""
 
     def __init__(self) -> None:
         super().__init__()
         self.event = asyncio.Event()
+        self.manager: LifecycleManager | None = None
+        self.accepting: list[bool] = []
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.append(signum)
+        if self.manager is not None:
+            self.accepting.append(self.manager.accepting)
         self.event.set()
 
 
@@ -183,6 +205,7 @@ async def test_sigterm_drains_first_then_reaches_the_server_handler(
 ) -> None:
     order: list[str] = []
     manager = LifecycleManager()
+    own_sigterm.manager = manager
     manager.on_drain(lambda: order.append(f"drain (server saw {len(own_sigterm)} signals)"))
     assert manager.install_signal_handlers()
 
@@ -191,6 +214,7 @@ async def test_sigterm_drains_first_then_reaches_the_server_handler(
 
     assert order == ["drain (server saw 0 signals)"]
     assert own_sigterm == [signal.SIGTERM]
+    assert own_sigterm.accepting == [False]  # no delay: new work is refused from the signal on
     manager.restore_signal_handlers()
     assert signal.getsignal(signal.SIGTERM) == own_sigterm.handler
 
@@ -199,17 +223,41 @@ async def test_drain_delay_holds_the_server_handler_back_until_a_second_signal(
     own_sigterm: Received,
 ) -> None:
     manager = LifecycleManager()
+    own_sigterm.manager = manager
     manager.install_signal_handlers(drain_delay=30)
 
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.sleep(0.05)
     assert manager.draining
-    assert own_sigterm == []  # still accepting: readiness fails, the server keeps listening
+    assert manager.accepting  # readiness fails, new work is still served
+    assert own_sigterm == []  # the server keeps listening
 
     os.kill(os.getpid(), signal.SIGTERM)  # an impatient operator: no more waiting
     await asyncio.wait_for(own_sigterm.event.wait(), timeout=10)
     assert own_sigterm == [signal.SIGTERM]
+    assert own_sigterm.accepting == [False]
     manager.restore_signal_handlers()
+
+
+async def test_new_work_is_accepted_until_the_drain_delay_has_elapsed(
+    own_sigterm: Received,
+) -> None:
+    delay = 0.5
+    manager = LifecycleManager()
+    own_sigterm.manager = manager
+    manager.install_signal_handlers(drain_delay=delay)
+
+    sent = time.monotonic()
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.sleep(delay / 2)
+    halfway = (manager.draining, manager.accepting, list(own_sigterm))
+    await asyncio.wait_for(own_sigterm.event.wait(), timeout=10)
+    took = time.monotonic() - sent
+    manager.restore_signal_handlers()
+
+    assert halfway == (True, True, [])
+    assert took >= delay  # the server's handler waited the whole delay out
+    assert own_sigterm.accepting == [False]  # refused from the moment the server takes over
 
 
 DEFAULT_ACTION_SCRIPT = textwrap.dedent(

@@ -1,5 +1,5 @@
-"""SIGTERM: readiness fails at once, new work is refused, in-flight requests finish, the process
-exits in time."""
+"""SIGTERM: readiness fails at once, new work is still served through the drain delay and refused
+after it, in-flight requests finish, the process exits in time."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import json
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from tria_service.api.drain import RETRY_AFTER_SECONDS
+from tria_service.config import Settings
 
 from pytest_tria_deploy.provision.processes import start_service
-from tests.service.helpers import bearer, set_fault, wait_until
+from tests.service.helpers import bearer, serve_in_process, set_fault, wait_until
 
 if TYPE_CHECKING:
     from tests.conftest import FreshDeps
@@ -24,9 +26,13 @@ if TYPE_CHECKING:
 GRACE_SECONDS = 16  # 4 s drain delay, then 9 s of connection drain, then 3 s of callbacks
 DRAIN_DELAY_SECONDS = 4.0  # ample time for the checks made during it, on a busy machine
 OPENAI_LATENCY_MS = 6000  # slower than the drain delay: the requests are still running when it ends
+NEW_WORK_PAUSE_S = 0.1  # between the requests that probe whether new work is still served
+# Attempts that mean "not served": no connection, a reset or a close without a response (a
+# connection that raced the listener's close), or the gate's 503.
+REFUSED_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
 
 
-def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
+def test_sigterm_fails_readiness_at_once_serves_through_the_delay_and_finishes_in_flight_work(
     tmp_path: Path, service_env: Mapping[str, str], fresh_deps: FreshDeps
 ) -> None:
     own = fresh_deps("openai")
@@ -57,7 +63,7 @@ def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
             os.kill(server.process.pid, signal.SIGTERM)
             during_drain = httpx.get(readiness_url, timeout=10)
             liveness = httpx.get(f"{server.url}/health", timeout=10)
-            new_work = httpx.get(f"{server.url}/openapi.json", timeout=10)
+            new_work = _new_work_until_refused(f"{server.url}/openapi.json", GRACE_SECONDS)
             refused = wait_until(lambda: _refuses(readiness_url), within=GRACE_SECONDS)
             finished = [future.result() for future in in_flight]
         code = server.process.wait(GRACE_SECONDS + 10)
@@ -70,8 +76,13 @@ def test_sigterm_fails_readiness_at_once_and_lets_in_flight_requests_finish(
     assert during_drain.json()["overall_healthy"] is False
     assert "shutting down" in during_drain.json()["description"]
     assert liveness.status_code == 200
-    assert new_work.status_code == 503
-    assert int(new_work.headers["retry-after"]) > 0
+    *served, (refused_at, refusal) = new_work
+    assert refusal in (None, 503), new_work  # the attempts stopped because one was refused
+    assert served, "no new request was served during the drain delay"
+    assert {status for _, status in served} == {200}, new_work
+    # served until late in the delay, and refused only once it had elapsed
+    assert served[-1][0] - sent > DRAIN_DELAY_SECONDS * 0.75, new_work
+    assert refused_at - sent >= DRAIN_DELAY_SECONDS, new_work
     assert refused, "new connections were still accepted after the drain delay"
     latencies = []
     for response in finished:
@@ -144,11 +155,58 @@ def _models_requests(standin_url: str) -> int:
     return int(stats["models"])
 
 
+def _new_work_until_refused(url: str, within: float) -> list[tuple[float, int | None]]:
+    """GET ``url`` on a new connection every NEW_WORK_PAUSE_S until one is not served (bounded):
+    each attempt's answer time and status, None when no response came."""
+    attempts: list[tuple[float, int | None]] = []
+    limit = time.monotonic() + within
+    while time.monotonic() < limit:
+        try:
+            status: int | None = httpx.get(url, timeout=5).status_code
+        except REFUSED_ERRORS:
+            status = None
+        attempts.append((time.monotonic(), status))
+        if status != 200:
+            break
+        time.sleep(NEW_WORK_PAUSE_S)
+    return attempts
+
+
 def _refuses(url: str) -> bool:
     """No new work served: the connection is refused, or (when it raced the listener's close and
     sat in the kernel's backlog) reset or closed without a response."""
     try:
         httpx.get(url, timeout=2)
-    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+    except REFUSED_ERRORS:
         return True
     return False
+
+
+async def test_new_work_is_served_through_the_drain_delay_and_refused_after_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The gate keys on the end of the delay: readiness failing alone refuses nothing."""
+    settings = make_settings(TRIA_HEALTH_REFRESH_INTERVAL="3600", TRIA_HEALTH_TTL="3600")
+    async with serve_in_process(settings) as running:
+        client = running.client
+        running.lifecycle.begin_drain()  # SIGTERM: readiness fails, the delay begins
+        during_ready = await client.get("/api/v1/health/readiness")
+        during = await client.get("/openapi.json")
+        running.lifecycle.stop_accepting()  # the delay has elapsed
+        refused = await client.get("/openapi.json")
+        ready = await client.get("/api/v1/health/readiness")
+        live = await client.get("/health")
+        metrics = await client.get("/metrics")
+        diagnostics = await client.get("/api/v1/health/diagnostics", headers=running.auth())
+
+    assert during_ready.status_code == 503
+    assert during.status_code == 200
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+    assert refused.headers["connection"] == "close"
+    assert "shutting down" in refused.json()["detail"]
+    assert ready.status_code == 503
+    assert live.status_code == 200
+    assert metrics.status_code == 200
+    assert diagnostics.status_code == 503
+    assert diagnostics.json()["details"]["shutting_down"] is True

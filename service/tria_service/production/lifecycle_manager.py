@@ -3,7 +3,8 @@
 Components register async callbacks as they start; shutdown runs them in reverse order (last
 started, first stopped), each under its own deadline, so one stuck or failing component cannot keep
 the others from releasing their resources. Pre-drain hooks run synchronously the moment SIGTERM
-arrives, before the server starts draining, so readiness can flip to 503 at once.
+arrives, so readiness can flip to 503 at once; new work is still served through the drain delay
+(while load balancers stop routing here) and refused only once it has elapsed.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class LifecycleManager:
         self._registrations: list[_Registration] = []
         self._pre_drain_hooks: list[PreDrainHook] = []
         self._draining = False
+        self._accepting = True
         self._shutdown_task: asyncio.Task[list[ShutdownOutcome]] | None = None
         self._previous_handlers: dict[int, SignalHandler] = {}
         self._release: asyncio.TimerHandle | None = None
@@ -76,8 +78,17 @@ class LifecycleManager:
 
     @property
     def draining(self) -> bool:
-        """True from the moment shutdown is requested until it has completed: refuse new work."""
+        """True from the moment shutdown is requested until it has completed: fail readiness."""
         return self._draining
+
+    @property
+    def accepting(self) -> bool:
+        """False once the drain delay has elapsed (or shutdown began without one): refuse new work.
+
+        During the delay load balancers still route here until they see readiness fail, so the
+        requests they send are served; after it the server stops taking connections.
+        """
+        return self._accepting
 
     @property
     def registered(self) -> list[str]:
@@ -109,6 +120,13 @@ class LifecycleManager:
                 log.error("pre_drain_hook_failed", hook=repr(hook), error=str(exc))
         log.info("draining", hooks=len(self._pre_drain_hooks))
 
+    def stop_accepting(self) -> None:
+        """Mark the drain delay as over: from now on new work is refused; signal-handler safe."""
+        if not self._accepting:
+            return
+        self._accepting = False
+        log.info("not_accepting_new_work")
+
     async def shutdown(self) -> list[ShutdownOutcome]:
         """Run every callback in reverse registration order; a concurrent call awaits the first.
 
@@ -116,6 +134,7 @@ class LifecycleManager:
         (the completed run's outcomes stay in ``last_outcomes``).
         """
         self.begin_drain()
+        self.stop_accepting()
         if self._shutdown_task is None:
             self._shutdown_task = asyncio.ensure_future(self._run_callbacks())
         return await asyncio.shield(self._shutdown_task)
@@ -140,6 +159,7 @@ class LifecycleManager:
         self._registrations.clear()
         self._pre_drain_hooks.clear()
         self._draining = False
+        self._accepting = True
         self._shutdown_task = None
 
     async def _run_one(self, registration: _Registration, deadline: float) -> ShutdownOutcome:
@@ -169,11 +189,13 @@ class LifecycleManager:
         """Chain onto the current SIGTERM/SIGINT handlers (uvicorn's): drain first, then theirs.
 
         uvicorn runs the lifespan shutdown only after it has drained connections, so the pre-drain
-        hooks must run from the signal itself. With ``drain_delay`` the server keeps accepting for
-        that long after readiness has flipped, so load balancers see the 503 before connections are
-        refused; a second signal goes through at once. A previous handler of SIG_DFL gets the
-        default action (the process ends by the signal), SIG_IGN keeps the signal ignored. Returns
-        False off the main thread, where Python cannot install signal handlers.
+        hooks must run from the signal itself. With ``drain_delay`` the server keeps serving new
+        requests for that long after readiness has flipped, so load balancers see the 503 and stop
+        routing here before anything is refused; then new work is refused and the server's handler
+        runs (it stops accepting, finishes what is in flight, closes idle connections). A second
+        signal goes through at once. A previous handler of SIG_DFL gets the default action (the
+        process ends by the signal), SIG_IGN keeps the signal ignored. Returns False off the main
+        thread, where Python cannot install signal handlers.
         """
         if threading.current_thread() is not threading.main_thread() or self._previous_handlers:
             return False
@@ -190,6 +212,7 @@ class LifecycleManager:
     ) -> Callable[[int, FrameType | None], None]:
         def forward(signum: int) -> None:
             self._released = True
+            self.stop_accepting()
             if callable(previous):
                 previous(signum, None)
             elif previous != signal.SIG_IGN:  # SIG_DFL, or not set from Python: the default
