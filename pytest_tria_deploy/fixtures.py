@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -15,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.helpers import KeyNamespace, asyncpg_dsn
+from pytest_tria_deploy.helpers import KeyNamespace, asyncpg_dsn, timed_out
 from pytest_tria_deploy.provision.base import Provider, ProvisionError
 from pytest_tria_deploy.provision.errors import failure_cause
 from pytest_tria_deploy.provision.registry import provider_for
@@ -27,6 +28,8 @@ from pytest_tria_deploy.targets import Budgets, Target
 
 CONNECT_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 30.0
+# The budgets (extra keys in a target's [budgets] table) that change how long clients wait.
+CONNECT_TIMEOUT_BUDGET, REQUEST_TIMEOUT_BUDGET = "connect_timeout_s", "request_timeout_s"
 
 if TYPE_CHECKING:
     import asyncpg
@@ -92,9 +95,38 @@ def tria_budget(tria_target: Target) -> Budgets:
     return tria_target.budgets
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long every client waits for the target, in seconds: a hung dependency fails each
+    check that asks it after at most this, saying "timed out after Xs"."""
+
+    connect: float = CONNECT_TIMEOUT
+    request: float = REQUEST_TIMEOUT
+
+    def of(self, exc: BaseException) -> float:
+        """The timeout that ``exc`` (a timeout error) ran into."""
+        import httpx
+
+        return self.connect if isinstance(exc, httpx.ConnectTimeout) else self.request
+
+
+@pytest.fixture(scope="session")
+def tria_timeouts(tria_budget: Budgets) -> Timeouts:
+    """The clients' timeouts; a target changes them with the budgets ``connect_timeout_s`` and
+    ``request_timeout_s`` (10 s and 30 s by default)."""
+    extra = tria_budget.model_extra or {}
+    return Timeouts(
+        float(extra.get(CONNECT_TIMEOUT_BUDGET, CONNECT_TIMEOUT)),
+        float(extra.get(REQUEST_TIMEOUT_BUDGET, REQUEST_TIMEOUT)),
+    )
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def pg(
-    request: pytest.FixtureRequest, tria_target: Target, tria_endpoints: Endpoints
+    request: pytest.FixtureRequest,
+    tria_target: Target,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
 ) -> AsyncIterator[asyncpg.Pool]:
     """An asyncpg pool; on a protected target every transaction is read-only at the server,
     unless the run passed --tria-allow-destructive (so destructive tests can write)."""
@@ -103,29 +135,37 @@ async def pg(
     server_settings = {"application_name": "tria-deploy"}
     if tria_target.protected and not settings_of(request.config).allow_destructive:
         server_settings["default_transaction_read_only"] = "on"
-    pool = await asyncpg.create_pool(
-        asyncpg_dsn(tria_endpoints.database_url.get_secret_value()),
-        min_size=1,
-        max_size=4,
-        timeout=CONNECT_TIMEOUT,
-        command_timeout=REQUEST_TIMEOUT,
-        server_settings=server_settings,
-    )
+    url = tria_endpoints.database_url.get_secret_value()
+    try:
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(url),
+            min_size=1,
+            max_size=4,
+            timeout=tria_timeouts.connect,
+            command_timeout=tria_timeouts.request,
+            server_settings=server_settings,
+        )
+    except (OSError, TimeoutError) as exc:
+        raise _unanswered(
+            "PostgreSQL", url, "a connection attempt", exc, tria_timeouts.connect
+        ) from None
     try:
         yield pool
     finally:
-        await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
+        await asyncio.wait_for(pool.close(), tria_timeouts.connect)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def redis_client(tria_endpoints: Endpoints) -> AsyncIterator[aioredis.Redis]:
+async def redis_client(
+    tria_endpoints: Endpoints, tria_timeouts: Timeouts
+) -> AsyncIterator[aioredis.Redis]:
     """A redis.asyncio client on the target's Redis, with bounded timeouts."""
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(
         tria_endpoints.redis_url.get_secret_value(),
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=REQUEST_TIMEOUT,
+        socket_connect_timeout=tria_timeouts.connect,
+        socket_timeout=tria_timeouts.request,
     )
     try:
         yield client
@@ -144,14 +184,16 @@ async def redis_keys(redis_client: aioredis.Redis) -> AsyncIterator[KeyNamespace
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def openai_client(tria_endpoints: Endpoints) -> AsyncIterator[AsyncOpenAI]:
+async def openai_client(
+    tria_endpoints: Endpoints, tria_timeouts: Timeouts
+) -> AsyncIterator[AsyncOpenAI]:
     """AsyncOpenAI against the target's base URL (the stand-in on local targets); no retries."""
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(
         api_key=tria_endpoints.openai_api_key.get_secret_value(),
         base_url=tria_endpoints.openai_base_url,
-        timeout=REQUEST_TIMEOUT,
+        timeout=tria_timeouts.request,
         max_retries=0,
     )
     try:
@@ -161,16 +203,18 @@ async def openai_client(tria_endpoints: Endpoints) -> AsyncIterator[AsyncOpenAI]
 
 
 @pytest.fixture(scope="session")
-def chroma_client(tria_endpoints: Endpoints) -> Any:
+def chroma_client(tria_endpoints: Endpoints, tria_timeouts: Timeouts) -> Any:
     """A chromadb HttpClient on the target's Chroma (whose own HTTP calls have no timeout)."""
     import chromadb
     import httpx
 
     heartbeat = f"{tria_endpoints.chroma_url.rstrip('/')}/api/v2/heartbeat"
     try:
-        httpx.get(heartbeat, timeout=CONNECT_TIMEOUT).raise_for_status()
+        httpx.get(heartbeat, timeout=tria_timeouts.connect).raise_for_status()
     except httpx.HTTPError as exc:
-        raise _unanswered("chroma", tria_endpoints.chroma_url, "its heartbeat", exc) from None
+        raise _unanswered(
+            "chroma", tria_endpoints.chroma_url, "its heartbeat", exc, tria_timeouts.connect
+        ) from None
     url = urlsplit(tria_endpoints.chroma_url)
     ssl = url.scheme == "https"
     return chromadb.HttpClient(
@@ -180,7 +224,7 @@ def chroma_client(tria_endpoints: Endpoints) -> Any:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def service(
-    tria_endpoints: Endpoints, tria_instance: int
+    tria_endpoints: Endpoints, tria_instance: int, tria_timeouts: Timeouts
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on the service; one per instance when the target has several.
 
@@ -191,12 +235,13 @@ async def service(
     import httpx
 
     url = tria_endpoints.service_urls[tria_instance]
-    timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
+    first = tria_timeouts.connect
+    timeout = httpx.Timeout(tria_timeouts.request, connect=first)
     async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
         try:
-            await client.get("/health", timeout=CONNECT_TIMEOUT)
+            await client.get("/health", timeout=first)
         except httpx.HTTPError as exc:
-            raise _unanswered("service", url, "/health", exc) from None
+            raise _unanswered("service", url, "/health", exc, first) from None
         yield client
 
 
@@ -235,13 +280,17 @@ def tria_secrets(tria_endpoints: Endpoints) -> list[str]:
     return sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH})
 
 
-def _unanswered(component: str, url: str, asked: str, exc: Exception) -> ConnectionError:
+def _unanswered(
+    component: str, url: str, asked: str, exc: Exception, timeout: float
+) -> ConnectionError:
     """A first contact that got no answer, in one wording for every fixture that makes one."""
+    import httpx
+
+    where = f"{component} at {redact(url)} did not answer {asked}"
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return ConnectionError(f"{where}: {timed_out(timeout)}")
     detail = f": {redact(str(exc))}" if str(exc) else ""
-    return ConnectionError(
-        f"{component} at {redact(url)} did not answer {asked} within {CONNECT_TIMEOUT:.0f}s: "
-        f"{type(exc).__name__}{detail}"
-    )
+    return ConnectionError(f"{where} within {timeout:g}s: {type(exc).__name__}{detail}")
 
 
 @pytest.fixture

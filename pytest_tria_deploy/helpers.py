@@ -119,6 +119,24 @@ async def measure(
     return Latency(tuple(samples))
 
 
+def timed_out(seconds: float) -> str:
+    """The one wording of a call that got no answer in time, so a hung dependency reads the same
+    in every stage: "timed out after 1.5s"."""
+    return f"timed out after {seconds:g}s"
+
+
+def warn_over_budget(
+    warn: Callable[[str], None], what: str, budget: str, budget_ms: float, measured_ms: float
+) -> None:
+    """A latency over its budget is a warning, not a failure: the dependency works, only slower
+    than the target wants. The warning names the budget and both figures."""
+    if measured_ms > budget_ms:
+        warn(
+            f"{what} is over the {budget} budget: budget {budget_ms:g} ms, "
+            f"measured {measured_ms:.1f} ms"
+        )
+
+
 def fail_listing(problems: Sequence[str]) -> NoReturn:
     """Fail with one line per problem and no traceback.
 

@@ -13,18 +13,20 @@ import pytest
 import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.fixtures import Timeouts
+from pytest_tria_deploy.helpers import timed_out, warn_over_budget
 from pytest_tria_deploy.targets import Budgets
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 Record = Callable[[str, float | str, str], None]
-CHROMA_TIMEOUT_S = 10.0
+Warn = Callable[[str], None]
 COLLECTIONS = "/tenants/default_tenant/databases/default_database/collections"
 
 
 @contextlib.contextmanager
-def openai_call(what: str, endpoints: Endpoints) -> Iterator[None]:
+def openai_call(what: str, endpoints: Endpoints, timeouts: Timeouts) -> Iterator[None]:
     """Turn an OpenAI error into one line naming the component, the fix and the cause (with no
     chained traceback: the line is the whole story).
 
@@ -49,34 +51,43 @@ def openai_call(what: str, endpoints: Endpoints) -> Iterator[None]:
         fix = next((f for kind, f in fixes if isinstance(exc, kind)), "check OpenAI")
         if isinstance(exc, openai.APIStatusError):
             problem = f"answered {exc.status_code} to {what}: {fix} ({exc.message})"
+        elif isinstance(exc, openai.APITimeoutError):
+            problem = f"did not answer {what}: {timed_out(timeouts.request)} — {fix}"
         else:
             problem = f"did not answer {what}: {fix} ({type(exc).__name__})"
         raise pytest.fail.Exception(f"OpenAI at {where} {problem}", pytrace=False) from None
 
 
 @contextlib.contextmanager
-def chroma_call(what: str, endpoints: Endpoints) -> Iterator[None]:
+def chroma_call(what: str, endpoints: Endpoints, timeouts: Timeouts) -> Iterator[None]:
     """Turn a Chroma connection error into one line naming the component and the fix."""
     try:
         yield
     except httpx.HTTPError as exc:
         fix = "start Chroma, or check CHROMA_URL (the target's chroma_url)"
         cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        message = f"Chroma at {endpoints.chroma_url} did not answer {what}: {fix} ({cause})"
+        if isinstance(exc, httpx.TimeoutException):
+            cause = timed_out(timeouts.of(exc))
+        message = f"Chroma at {endpoints.chroma_url} did not answer {what}: {cause} — {fix}"
         raise pytest.fail.Exception(message, pytrace=False) from None
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def chroma(tria_endpoints: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
+async def chroma(
+    tria_endpoints: Endpoints, tria_timeouts: Timeouts
+) -> AsyncIterator[httpx.AsyncClient]:
     """Chroma's REST API (v2), with timeouts (chromadb's own client has none)."""
     base = f"{tria_endpoints.chroma_url.rstrip('/')}/api/v2"
-    async with httpx.AsyncClient(base_url=base, timeout=CHROMA_TIMEOUT_S) as client:
+    timeout = httpx.Timeout(tria_timeouts.request, connect=tria_timeouts.connect)
+    async with httpx.AsyncClient(base_url=base, timeout=timeout) as client:
         yield client
 
 
-async def test_openai_models(openai_client: AsyncOpenAI, tria_endpoints: Endpoints) -> None:
+async def test_openai_models(
+    openai_client: AsyncOpenAI, tria_endpoints: Endpoints, tria_timeouts: Timeouts
+) -> None:
     """OpenAI offers the configured chat and embedding models."""
-    with openai_call("the models list", tria_endpoints):
+    with openai_call("the models list", tria_endpoints, tria_timeouts):
         offered = {model.id async for model in openai_client.models.list()}
     wanted = [tria_endpoints.openai_model, tria_endpoints.openai_embedding_model]
     missing = [name for name in wanted if name not in offered]
@@ -87,11 +98,16 @@ async def test_openai_models(openai_client: AsyncOpenAI, tria_endpoints: Endpoin
 
 
 async def test_openai_completion(
-    openai_client: AsyncOpenAI, tria_endpoints: Endpoints, tria_budget: Budgets, tria_record: Record
+    openai_client: AsyncOpenAI,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    tria_budget: Budgets,
+    tria_record: Record,
+    tria_warn: Warn,
 ) -> None:
-    """A tiny chat completion answers within the OpenAI budget."""
+    """A tiny chat completion answers within the OpenAI budget (over it: a warning)."""
     started = time.perf_counter()
-    with openai_call("a chat completion", tria_endpoints):
+    with openai_call("a chat completion", tria_endpoints, tria_timeouts):
         completion = await openai_client.chat.completions.create(
             model=tria_endpoints.openai_model,
             messages=[{"role": "user", "content": "Reply with the word OK."}],
@@ -101,18 +117,22 @@ async def test_openai_completion(
     tria_record("openai_completion_ms", round(elapsed_ms, 1), "ms")
     assert completion.choices, "OpenAI: a completion with no choices"
     assert completion.choices[0].message.content, "OpenAI: an empty completion"
-    assert elapsed_ms <= tria_budget.openai_ms, (
-        f"OpenAI: a tiny completion took {elapsed_ms:.0f} ms, over the openai_ms budget "
-        f"({tria_budget.openai_ms:.0f} ms)"
+    warn_over_budget(
+        tria_warn, "OpenAI: a tiny completion", "openai_ms", tria_budget.openai_ms, elapsed_ms
     )
 
 
 async def test_openai_embedding(
-    openai_client: AsyncOpenAI, tria_endpoints: Endpoints, tria_budget: Budgets, tria_record: Record
+    openai_client: AsyncOpenAI,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    tria_budget: Budgets,
+    tria_record: Record,
+    tria_warn: Warn,
 ) -> None:
-    """A tiny embedding answers within the OpenAI budget."""
+    """A tiny embedding answers within the OpenAI budget (over it: a warning)."""
     started = time.perf_counter()
-    with openai_call("an embedding", tria_endpoints):
+    with openai_call("an embedding", tria_endpoints, tria_timeouts):
         embedding = await openai_client.embeddings.create(
             model=tria_endpoints.openai_embedding_model, input="deployment check"
         )
@@ -120,33 +140,39 @@ async def test_openai_embedding(
     tria_record("openai_embedding_ms", round(elapsed_ms, 1), "ms")
     assert embedding.data, "OpenAI: an embedding answer with no data"
     assert embedding.data[0].embedding, "OpenAI: an empty embedding"
-    assert elapsed_ms <= tria_budget.openai_ms, (
-        f"OpenAI: a tiny embedding took {elapsed_ms:.0f} ms, over the openai_ms budget "
-        f"({tria_budget.openai_ms:.0f} ms)"
+    warn_over_budget(
+        tria_warn, "OpenAI: a tiny embedding", "openai_ms", tria_budget.openai_ms, elapsed_ms
     )
 
 
 async def test_chroma_heartbeat(
-    chroma: httpx.AsyncClient, tria_endpoints: Endpoints, tria_budget: Budgets, tria_record: Record
+    chroma: httpx.AsyncClient,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    tria_budget: Budgets,
+    tria_record: Record,
+    tria_warn: Warn,
 ) -> None:
-    """Chroma answers its heartbeat within the Chroma budget."""
+    """Chroma answers its heartbeat within the Chroma budget (over it: a warning)."""
     started = time.perf_counter()
-    with chroma_call("its heartbeat", tria_endpoints):
+    with chroma_call("its heartbeat", tria_endpoints, tria_timeouts):
         answer = await chroma.get("/heartbeat")
     elapsed_ms = (time.perf_counter() - started) * 1000
     tria_record("chroma_heartbeat_ms", round(elapsed_ms, 1), "ms")
     assert answer.status_code == 200, f"Chroma: heartbeat answered {answer.status_code}"
-    assert elapsed_ms <= tria_budget.chroma_ms, (
-        f"Chroma: heartbeat took {elapsed_ms:.0f} ms, over the chroma_ms budget "
-        f"({tria_budget.chroma_ms:.0f} ms)"
+    warn_over_budget(
+        tria_warn, "Chroma: the heartbeat", "chroma_ms", tria_budget.chroma_ms, elapsed_ms
     )
 
 
 async def test_chroma_version(
-    chroma: httpx.AsyncClient, tria_endpoints: Endpoints, tria_record: Record
+    chroma: httpx.AsyncClient,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    tria_record: Record,
 ) -> None:
     """Chroma reports its version."""
-    with chroma_call("its version", tria_endpoints):
+    with chroma_call("its version", tria_endpoints, tria_timeouts):
         answer = await chroma.get("/version")
     assert answer.status_code == 200, f"Chroma: version answered {answer.status_code}"
     version = answer.json()
@@ -156,11 +182,14 @@ async def test_chroma_version(
 
 
 async def test_knowledge_collection(
-    chroma: httpx.AsyncClient, tria_endpoints: Endpoints, tria_record: Record
+    chroma: httpx.AsyncClient,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    tria_record: Record,
 ) -> None:
     """The knowledge collection exists in Chroma and is not empty."""
     name = tria_endpoints.chroma_collection
-    with chroma_call(f"for collection {name}", tria_endpoints):
+    with chroma_call(f"for collection {name}", tria_endpoints, tria_timeouts):
         found = await chroma.get(f"{COLLECTIONS}/{name}")
         assert found.status_code == 200, (
             f"Chroma has no collection {name!r} ({found.status_code}): check CHROMA_COLLECTION "

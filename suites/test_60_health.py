@@ -14,6 +14,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.helpers import warn_over_budget
 from pytest_tria_deploy.report.attach import attach_json
 from pytest_tria_deploy.targets import Budgets
 
@@ -50,24 +51,22 @@ async def bodies(
 
 
 async def test_health_endpoint(
-    service: httpx.AsyncClient, tria_budget: Budgets, tria_record: Record
+    service: httpx.AsyncClient, tria_budget: Budgets, tria_record: Record, tria_warn: Warn
 ) -> None:
-    """Liveness (/health) answers 200 within the liveness budget."""
+    """Liveness (/health) answers 200 within the liveness budget (over it: a warning)."""
     started = time.perf_counter()
     answer = await service.get(LIVENESS)
     elapsed_ms = (time.perf_counter() - started) * 1000
     tria_record("liveness_ms", round(elapsed_ms, 1), "ms")
     assert answer.status_code == 200, f"liveness answered {answer.status_code}: {answer.text}"
-    assert elapsed_ms <= tria_budget.liveness_ms, (
-        f"liveness took {elapsed_ms:.0f} ms, over the liveness_ms budget "
-        f"({tria_budget.liveness_ms:.0f} ms)"
-    )
+    warn_over_budget(tria_warn, "liveness", "liveness_ms", tria_budget.liveness_ms, elapsed_ms)
 
 
 async def test_readiness(
     service: httpx.AsyncClient, tria_budget: Budgets, tria_record: Record, tria_warn: Warn
 ) -> None:
-    """Readiness answers 200 within its budget, with every check passing (degraded: a warning)."""
+    """Readiness answers 200 with every check passing (degraded, or over its budget: a
+    warning)."""
     started = time.perf_counter()
     answer = await service.get(READINESS)
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -79,10 +78,7 @@ async def test_readiness(
     for key, entry in checks:
         if entry["status"] != "pass":
             tria_warn(f"readiness: {key} is {entry['status']}: {entry['output']}")
-    assert elapsed_ms <= tria_budget.readiness_ms, (
-        f"readiness took {elapsed_ms:.0f} ms, over the readiness_ms budget "
-        f"({tria_budget.readiness_ms:.0f} ms)"
-    )
+    warn_over_budget(tria_warn, "readiness", "readiness_ms", tria_budget.readiness_ms, elapsed_ms)
 
 
 async def test_startup_probe(bodies: dict[str, httpx.Response]) -> None:

@@ -12,10 +12,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-# httpx imports httpcore on its first request and keeps a map of httpcore's exception classes;
-# pytester drops modules first imported during a test, so a later in-process run would meet new
-# httpcore classes and raw httpcore errors. Importing it at collection keeps one for the session.
+# httpx (and httpx2, which openai uses) imports httpcore (httpcore2) on its first request and keeps
+# a map of its exception classes; pytester drops modules first imported during a test, so a later
+# in-process run would meet new classes and raw httpcore errors. Importing them at collection
+# keeps one of each for the session.
 import httpcore  # noqa: F401
+import httpcore2  # noqa: F401
 import pytest
 
 from pytest_tria_deploy.provision.fresh import FreshDeps

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests: a cell's bench (its own servers, latency proxies).
+"""Fixtures of the reliability tests: a cell's bench (its own servers, latency proxies), the gate.
 
 The servers come from tests/conftest.py (``deps``, ``service_env``, ``fresh_deps``); nothing here
 ever faults the session's shared servers: a cell breaks servers of its own, or puts a proxy of
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_tria_deploy.provision.processes import ServiceServer
+from tests.reliability.faults_gate import Gate
 from tests.reliability.faults_inject import Bench
 from tests.reliability.faults_proxy import LatencyProxy
 
@@ -44,3 +46,11 @@ def fault_bench(
 ) -> Bench:
     """What a fault-matrix cell may use; its own servers are stopped after the test."""
     return Bench(tmp_path, service_env, fresh_deps, latency_proxy)
+
+
+@pytest.fixture
+def gate(pytester: pytest.Pytester, running_service: ServiceServer) -> Gate:
+    """Runs the shipped suites against a cell. The session's service has run once on the shared
+    servers, so they hold what a deployment leaves there (the schema migrated, the knowledge
+    ingested) and the stages that check them can pass."""
+    return Gate(pytester)

@@ -8,6 +8,7 @@ before the service is stopped, so no teardown waits on a dead end.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -67,6 +68,8 @@ class Faulted:
     since: float = 0.0  # time.monotonic() when the fault took effect
     planted: str | None = field(default=None, repr=False)  # the wrong secret (credentials)
     dead_port: int | None = None  # the port nobody listens on (down at startup)
+    # slow: changes the latency added to the dependency's answers (seconds), from now on
+    set_latency: Callable[[float], None] | None = field(default=None, repr=False)
 
     @property
     def dependency(self) -> Dependency:
@@ -198,13 +201,22 @@ def _slow(cell: Cell, bench: Bench, workdir: Path, stack: ExitStack) -> Faulted:
         standin = own.servers.openai
         assert isinstance(standin, StandinServer)
         state = _started(cell, workdir, run_time_env(bench.service_env, own.env(), slow), stack)
-        set_fault(standin, "latency", latency_ms=int(SLOW_LATENCY_S * 1000))
+        state.set_latency = functools.partial(_standin_latency, standin)
     else:  # a latency proxy in front of the shared server, which stays untouched
         upstream = urlsplit(bench.service_env[dep.url_var]).port
         assert upstream is not None
         proxy = bench.proxy(upstream)
         through = {dep.url_var: with_port(bench.service_env[dep.url_var], proxy.port)}
         state = _started(cell, workdir, run_time_env(bench.service_env, through, slow), stack)
-        proxy.latency = SLOW_LATENCY_S
+        state.set_latency = functools.partial(_proxy_latency, proxy)
+    state.set_latency(SLOW_LATENCY_S)
     state.since = time.monotonic()
     return state
+
+
+def _standin_latency(standin: StandinServer, seconds: float) -> None:
+    set_fault(standin, "latency", latency_ms=round(seconds * 1000))
+
+
+def _proxy_latency(proxy: LatencyProxy, seconds: float) -> None:
+    proxy.latency = seconds

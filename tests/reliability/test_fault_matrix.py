@@ -1,7 +1,9 @@
-"""The fault matrix, service column: every dependency × every fault against a real service.
+"""The fault matrix: every dependency × every fault against a real service and the real gate.
 
-One cell per test, each on a service process of its own (``faults_inject.faulted``), asserted by
-``faults_service.SERVICE_CHECKS``; what each check measured is recorded as a JUnit property.
+One cell per test, each on a service process of its own (``faults_inject.faulted``); inside the
+same fault, ``faults_service.SERVICE_CHECKS`` asserts what the service does and
+``faults_gate.GATE_CHECKS`` what the shipped suites report. What each check measured is recorded
+as a JUnit property.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 from tria_service.production.diagnostics import COMPONENT_CHECK_TIMEOUT_SECONDS
 
 from pytest_tria_deploy.provision.processes import start_service
+from tests.reliability.faults_gate import GATE_CHECKS, Gate
 from tests.reliability.faults_inject import Bench, faulted, run_time_env
 from tests.reliability.faults_matrix import Cell, matrix_params
 from tests.reliability.faults_service import DIAGNOSTICS, SERVICE_CHECKS
@@ -21,11 +24,12 @@ from tests.service.helpers import bearer
 
 
 @pytest.mark.parametrize("cell", matrix_params())
-def test_service_column(
-    cell: Cell, fault_bench: Bench, record_property: Callable[[str, object], None]
+def test_fault_matrix(
+    cell: Cell, fault_bench: Bench, gate: Gate, record_property: Callable[[str, object], None]
 ) -> None:
     with faulted(cell, fault_bench) as state:
         measured = SERVICE_CHECKS[cell.fault](state)
+        measured |= GATE_CHECKS[cell.fault](state, gate)
     for name, value in measured.items():
         record_property(name, round(value, 3))
 
