@@ -26,10 +26,8 @@ from pytest_tria_deploy.report import provided
 from pytest_tria_deploy.runstate import WARNINGS, settings_of
 from pytest_tria_deploy.targets import Budgets, Target
 
-CONNECT_TIMEOUT = 10.0
-REQUEST_TIMEOUT = 30.0
-# The budgets (extra keys in a target's [budgets] table) that change how long clients wait.
-CONNECT_TIMEOUT_BUDGET, REQUEST_TIMEOUT_BUDGET = "connect_timeout_s", "request_timeout_s"
+CONNECT_TIMEOUT: float = Budgets.model_fields["connect_timeout_s"].default
+REQUEST_TIMEOUT: float = Budgets.model_fields["request_timeout_s"].default
 
 if TYPE_CHECKING:
     import asyncpg
@@ -114,11 +112,7 @@ class Timeouts:
 def tria_timeouts(tria_budget: Budgets) -> Timeouts:
     """The clients' timeouts; a target changes them with the budgets ``connect_timeout_s`` and
     ``request_timeout_s`` (10 s and 30 s by default)."""
-    extra = tria_budget.model_extra or {}
-    return Timeouts(
-        float(extra.get(CONNECT_TIMEOUT_BUDGET, CONNECT_TIMEOUT)),
-        float(extra.get(REQUEST_TIMEOUT_BUDGET, REQUEST_TIMEOUT)),
-    )
+    return Timeouts(tria_budget.connect_timeout_s, tria_budget.request_timeout_s)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

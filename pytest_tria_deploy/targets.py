@@ -65,6 +65,8 @@ class Budgets(BaseModel):
     openai_ms: float = Field(default=5000.0, gt=0)
     chroma_ms: float = Field(default=1000.0, gt=0)
     startup_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _extras_are_numbers(self) -> Budgets:
