@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 
 from tria_service import __version__
 from tria_service.api.body_limit import BodyLimit
-from tria_service.api.chat import EXCEPTION_HANDLERS
+from tria_service.api.chat import EXCEPTION_HANDLERS, declare_message_limit
 from tria_service.api.chat import router as chat_router
 from tria_service.api.drain import DrainGate
 from tria_service.api.health import router as health_router
@@ -77,6 +77,7 @@ def create_app(
                 pool_stats=lambda: pool_stats(clients),
             )
             lifecycle.register("health-monitor", monitor.stop)
+            declare_message_limit(app, orch.settings.tria_chat_max_message_chars)
             components = ChatComponents.build(orch.settings, clients)
             await components.start(results, monitor, lifecycle)
             app.state.chat = components

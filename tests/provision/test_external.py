@@ -200,5 +200,5 @@ def test_a_dead_service_fails_the_health_stage_and_never_hangs(
     assert result.ret == 1
     health = next(s for s in verdict["targets"][0]["stages"] if s["name"] == "health")
     assert f"service at {url} did not answer /health" in health["reason"], health["reason"]
-    expected = "ConnectError" if kind == "closed port" else "Timeout"
+    expected = "ConnectError" if kind == "closed port" else "timed out after"
     assert expected in health["reason"], health["reason"]

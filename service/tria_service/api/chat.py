@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -223,15 +222,13 @@ class Utf8JsonRoute(APIRoute):
         return utf8_json
 
 
-@asynccontextmanager
-async def declare_configured_limits(app: FastAPI) -> AsyncIterator[None]:
+def declare_message_limit(app: FastAPI, limit: int) -> None:
     """Put the app's TRIA_CHAT_MAX_MESSAGE_CHARS into its schema as the message's maxLength.
 
-    One router serves every app, so the model cannot carry a per-app limit; this runs inside the
-    app's lifespan, once the orchestrator's settings are on ``app.state``.
+    One router serves every app, so the model cannot carry a per-app limit; the app's lifespan
+    calls this once its settings are known.
     """
     generate = app.openapi
-    limit = app.state.settings.tria_chat_max_message_chars
 
     def openapi() -> dict[str, Any]:
         schema = generate()
@@ -240,15 +237,9 @@ async def declare_configured_limits(app: FastAPI) -> AsyncIterator[None]:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
-    try:
-        yield
-    finally:
-        app.openapi = generate  # type: ignore[method-assign]
 
 
-router = APIRouter(
-    prefix="/api/v1", tags=["chat"], route_class=Utf8JsonRoute, lifespan=declare_configured_limits
-)
+router = APIRouter(prefix="/api/v1", tags=["chat"], route_class=Utf8JsonRoute)
 _admin_bearer = HTTPBearer(
     auto_error=False,
     scheme_name="AdminBearer",
