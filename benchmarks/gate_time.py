@@ -47,14 +47,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks._common import REPO_ROOT, Row, console, local_dependencies, report
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.processes import start_service
-from pytest_tria_deploy.provision.stack import endpoints_env
+from pytest_tria_deploy.provision.stack import external_target_env, external_target_toml
 from pytest_tria_deploy.redact import redact, register_secrets
 
 TARGET = "gate"
@@ -66,19 +65,11 @@ VERDICT = re.compile(r"VERDICT: (?P<verdict>[A-Z]+)(?: - (?P<reason>.+))?")
 TAIL_CHARS = 3000
 PYCACHE = "PYTHONPYCACHEPREFIX"
 NOTHING_COLLECTED = 5  # pytest's exit code for a run that collected no test
-TARGET_TOML = f"""
-[targets.{TARGET}]
-provider = "external"
-description = "the local stack gate_time started"
-service_url = "${{{ENV_PREFIX}TRIA_SERVICE_URL}}"
-database_url = "${{{ENV_PREFIX}DATABASE_URL}}"
-redis_url = "${{{ENV_PREFIX}REDIS_URL}}"
-openai_base_url = "${{{ENV_PREFIX}OPENAI_BASE_URL}}"
-openai_api_key = "${{{ENV_PREFIX}OPENAI_API_KEY}}"
-chroma_url = "${{{ENV_PREFIX}CHROMA_URL}}"
-diagnostics_token = "${{{ENV_PREFIX}TRIA_DIAGNOSTICS_TOKEN}}"
-secret_key = "${{{ENV_PREFIX}SECRET_KEY}}"
-"""
+TARGET_TOML = external_target_toml(
+    TARGET,
+    ENV_PREFIX,
+    settings={"provider": "external", "description": "the local stack gate_time started"},
+)
 
 
 @dataclass(frozen=True)
@@ -156,8 +147,7 @@ def run_pytest(
 
 def gate_env(endpoints: Endpoints) -> dict[str, str]:
     """This process's environment plus the target's endpoints as the ``${GATE_*}`` variables."""
-    gate = {f"{ENV_PREFIX}{name}": value for name, value in endpoints_env(endpoints).items()}
-    return {**os.environ, **gate}
+    return {**os.environ, **external_target_env(ENV_PREFIX, endpoints)}
 
 
 def bytecode_env(env: Mapping[str, str], kind: Kind, cache: Path) -> dict[str, str]:
@@ -212,15 +202,10 @@ def start_and_measure(args: argparse.Namespace, out: Console) -> dict[Kind, list
         out.print("starting the service ...")
         service = start_service(stack.workdir, {**env, "TRIA_RATE_LIMIT_PER_CLIENT": "100000"})
         try:
-            endpoints = Endpoints(
-                service_urls=[service.url],
-                database_url=SecretStr(deps.database_url),
-                redis_url=SecretStr(deps.redis_url),
-                openai_base_url=deps.openai_base_url,
-                openai_api_key=SecretStr(deps.openai_api_key),
-                chroma_url=deps.chroma_url,
-                diagnostics_token=SecretStr(stack.diagnostics_token),
-                secret_key=SecretStr(stack.secret_key),
+            endpoints = deps.endpoints(
+                service.url,
+                diagnostics_token=stack.diagnostics_token,
+                secret_key=stack.secret_key,
             )
             register_secrets(endpoints.secrets())
             return measure(stack.workdir, gate_env(endpoints), args.runs, args.timeout, out)

@@ -14,11 +14,13 @@ from typing import Any
 import httpx
 
 from pytest_tria_deploy.redact import redact
+from pytest_tria_deploy.report.attach import attach_json
 
 CHAT_PATH = "/api/v1/chat"
 SESSIONS_PATH = "/api/v1/sessions"
 SYNTHETIC_HEADER = "X-Tria-Synthetic"
 BODY_EXCERPT_CHARS = 300
+TITLE_CHARS = 60
 
 
 class ChatError(Exception):
@@ -63,11 +65,16 @@ class SyntheticChat:
         self._open: dict[str, None] = {}  # insertion-ordered set of sessions still to delete
 
     async def turn(self, message: str, session_id: str | None = None) -> Turn:
-        """Send one message (a new session unless ``session_id``); raises ChatError unless 200."""
+        """Send one message (a new session unless ``session_id``); raises ChatError unless 200.
+        The request and the answer are attached to the test's Allure result, redacted."""
         body: dict[str, Any] = {"message": message}
         if session_id is not None:
             body["session_id"] = session_id
         answer = await self.client.post(CHAT_PATH, json=body, headers=self._headers)
+        attach_json(
+            f"chat turn: {message[:TITLE_CHARS]}",
+            {"request": body, "status_code": answer.status_code, "answer": _body(answer)},
+        )
         _expect(answer, 200, "a synthetic chat turn")
         data = answer.json()
         self._open.setdefault(str(data["session_id"]), None)
@@ -137,6 +144,14 @@ def _expect(answer: httpx.Response, status: int, doing: str) -> None:
 def _describe(answer: httpx.Response) -> str:
     hint = " (the diagnostics token was refused)" if answer.status_code == 401 else ""
     return f"answered {answer.status_code}{hint}: {redact(answer.text[:BODY_EXCERPT_CHARS])}"
+
+
+def _body(answer: httpx.Response) -> Any:
+    """The JSON body, or an excerpt of the text when it is not JSON."""
+    try:
+        return answer.json()
+    except ValueError:
+        return answer.text[:BODY_EXCERPT_CHARS]
 
 
 def _int_header(answer: httpx.Response, name: str) -> int | None:

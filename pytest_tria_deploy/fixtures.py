@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -16,7 +15,15 @@ import pytest
 import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.helpers import KeyNamespace, asyncpg_dsn, timed_out
+from pytest_tria_deploy.helpers import (
+    KeyNamespace,
+    Record,
+    SecretValues,
+    Timeouts,
+    Warn,
+    asyncpg_dsn,
+    timed_out,
+)
 from pytest_tria_deploy.provision.base import Provider, ProvisionError
 from pytest_tria_deploy.provision.errors import failure_cause
 from pytest_tria_deploy.provision.registry import provider_for
@@ -25,9 +32,6 @@ from pytest_tria_deploy.redact import MIN_SECRET_LENGTH, redact, register_secret
 from pytest_tria_deploy.report import provided
 from pytest_tria_deploy.runstate import WARNINGS, settings_of
 from pytest_tria_deploy.targets import Budgets, Target
-
-CONNECT_TIMEOUT: float = Budgets.model_fields["connect_timeout_s"].default
-REQUEST_TIMEOUT: float = Budgets.model_fields["request_timeout_s"].default
 
 if TYPE_CHECKING:
     import asyncpg
@@ -91,21 +95,6 @@ def tria_budget(tria_target: Target) -> Budgets:
     """The target's budgets, so a suite's limits come from tria.toml rather than its own code:
     the same check holds prod to 5 ms and a laptop's throwaway stack to 50 ms."""
     return tria_target.budgets
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """How long every client waits for the target, in seconds: a hung dependency fails each
-    check that asks it after at most this, saying "timed out after Xs"."""
-
-    connect: float = CONNECT_TIMEOUT
-    request: float = REQUEST_TIMEOUT
-
-    def of(self, exc: BaseException) -> float:
-        """The timeout that ``exc`` (a timeout error) ran into."""
-        import httpx
-
-        return self.connect if isinstance(exc, httpx.ConnectTimeout) else self.request
 
 
 @pytest.fixture(scope="session")
@@ -263,7 +252,7 @@ async def tria_chat(
 
 
 @pytest.fixture(scope="session")
-def tria_secrets(tria_endpoints: Endpoints) -> list[str]:
+def tria_secrets(tria_endpoints: Endpoints) -> SecretValues:
     """Every secret value of the target, a URL's password also on its own: what no answer from
     the target may contain. Values shorter than the redactor's minimum are left out."""
     values = tria_endpoints.secrets()
@@ -271,7 +260,7 @@ def tria_secrets(tria_endpoints: Endpoints) -> list[str]:
         password = urlsplit(url.get_secret_value()).password
         if password:
             values += [password, unquote(password)]
-    return sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH})
+    return SecretValues(sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH}))
 
 
 def _unanswered(
@@ -288,7 +277,7 @@ def _unanswered(
 
 
 @pytest.fixture
-def tria_warn(request: pytest.FixtureRequest) -> Callable[[str], None]:
+def tria_warn(request: pytest.FixtureRequest) -> Warn:
     """Record a warning for this test's stage: the stage (and verdict) becomes WARN."""
     warnings = request.node.stash.setdefault(WARNINGS, [])
 
@@ -301,9 +290,7 @@ def tria_warn(request: pytest.FixtureRequest) -> Callable[[str], None]:
 
 
 @pytest.fixture
-def tria_record(
-    record_property: Callable[[str, object], None],
-) -> Callable[[str, float | str, str], None]:
+def tria_record(record_property: Callable[[str, object], None]) -> Record:
     """Record a measured value (a latency, a count, a version): a JUnit property and an entry
     in verdict.json."""
 

@@ -6,10 +6,11 @@ import contextlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,6 +21,51 @@ if TYPE_CHECKING:
 
 KEY_TTL_SECONDS = 600
 MEASURE_DEADLINE_SECONDS = 10.0
+MB = 1024 * 1024
+DIAGNOSTICS = "/api/v1/health/diagnostics"
+
+# What the ``tria_record`` and ``tria_warn`` fixtures are, for a suite's type hints.
+Record = Callable[[str, float | str, str], None]
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long every client waits for the target, in seconds: a hung dependency fails each
+    check that asks it after at most this, saying "timed out after Xs"."""
+
+    connect: float
+    request: float
+
+    def of(self, exc: BaseException) -> float:
+        """The timeout that ``exc`` (a timeout error) ran into."""
+        import httpx
+
+        return self.connect if isinstance(exc, httpx.ConnectTimeout) else self.request
+
+
+class SecretValues(tuple[str, ...]):
+    """Secret values whose repr never shows them: pytest prints a failed test's arguments, and
+    shortens a long repr mid-value, past what the redactor can recognise."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} secret values>"
+
+
+def where(url: str, default_port: int) -> str:
+    """``host:port/path`` of ``url``, never its credentials nor its query: how a failure says
+    which server did not answer."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = default_port
+    return f"{host}:{port}{parts.path}"
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -117,6 +163,38 @@ async def measure(
         if finished >= ends:
             break
     return Latency(tuple(samples))
+
+
+@dataclass
+class Elapsed:
+    """What ``stopwatch`` measured; ``ms`` is set when its block ends."""
+
+    ms: float = 0.0
+
+
+@contextlib.contextmanager
+def stopwatch() -> Iterator[Elapsed]:
+    """Time the block, in milliseconds (also when it raises)."""
+    elapsed = Elapsed()
+    started = time.perf_counter()
+    try:
+        yield elapsed
+    finally:
+        elapsed.ms = (time.perf_counter() - started) * 1000
+
+
+@contextlib.contextmanager
+def soft_step(title: str, problems: list[str]) -> Iterator[None]:
+    """An Allure step whose failed assertion marks the step failed and is collected in
+    ``problems`` (its first line) instead of ending the test: every case of a table is checked
+    and shown before the test fails once, listing them all."""
+    import allure
+
+    try:
+        with allure.step(title):
+            yield
+    except AssertionError as exc:
+        problems.append(str(exc).partition("\n")[0])
 
 
 def timed_out(seconds: float) -> str:

@@ -1,4 +1,5 @@
-"""What the stage modules share: the variables the target gives its service, and baselines.
+"""What the stage modules share: the expected facts, the variables the target gives its
+service, its env file's secrets, and baselines.
 
 The client fixtures (``pg``, ``redis_client``, ``service``...) and the measuring helpers
 (``pytest_tria_deploy.helpers``) come from the plugin; only suite-level facts live here.
@@ -12,17 +13,19 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from pytest_tria_deploy.baselines import BASELINES_FILE, BaselineUpdate, update_baseline
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.helpers import EnvFile, read_env_file
-from pytest_tria_deploy.redact import register_secrets
+from pytest_tria_deploy.helpers import EnvFile, SecretValues, read_env_file
+from pytest_tria_deploy.redact import MIN_SECRET_LENGTH, register_secrets
 from pytest_tria_deploy.runstate import settings_of
 from pytest_tria_deploy.targets import Target
 
 EXPECTED_SCHEMA = Path(__file__).with_name("expected_schema.toml")
+EXPECTED_ANSWERS = Path(__file__).with_name("expected_answers.toml")
 # Env-file variables whose values are registered with the redactor as secrets.
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD", re.IGNORECASE)
 
@@ -37,6 +40,12 @@ CONNECTION_VARIABLES = {
 def expected_schema() -> dict[str, Any]:
     """What a migrated database must hold (suites/expected_schema.toml)."""
     return tomllib.loads(EXPECTED_SCHEMA.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def expected_answers() -> dict[str, Any]:
+    """What the service must answer to known messages (suites/expected_answers.toml)."""
+    return tomllib.loads(EXPECTED_ANSWERS.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +72,27 @@ def env_file(target_env_file: Path | None) -> EnvFile:
         pytest.skip(f"env file {target_env_file} cannot be read ({type(exc).__name__})")
     register_secrets(v for k, v in parsed.values.items() if SECRET_NAME.search(k) and v)
     return parsed
+
+
+@pytest.fixture(scope="session")
+def env_file_secrets(target_env_file: Path | None) -> SecretValues:
+    """The secret values of the target's env file: secret-named variables and the passwords in
+    its URLs. None when the target names no file or it cannot be read (preflight fails then)."""
+    if target_env_file is None:
+        return SecretValues()
+    try:
+        values = read_env_file(target_env_file).values
+    except (OSError, UnicodeDecodeError):
+        return SecretValues()
+    found = [value for name, value in values.items() if SECRET_NAME.search(name)]
+    for value in values.values():
+        try:
+            password = urlsplit(value).password
+        except ValueError:  # not a URL the stdlib can take apart
+            continue
+        if password:
+            found += [password, unquote(password)]
+    return SecretValues(sorted({value for value in found if len(value) >= MIN_SECRET_LENGTH}))
 
 
 @pytest.fixture(scope="session")

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import allure
 import httpx
 import psutil
 import pytest
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.helpers import fail_listing, read_env_file
+from pytest_tria_deploy.helpers import (
+    DIAGNOSTICS,
+    MB,
+    Record,
+    Warn,
+    fail_listing,
+    read_env_file,
+)
 from pytest_tria_deploy.provision.docker import DOCKER_PROVIDERS, check_docker
 from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.report.attach import attach_json
 from pytest_tria_deploy.runstate import settings_of
 from pytest_tria_deploy.targets import Minimums, Target
 
-MB = 1024 * 1024
-DIAGNOSTICS = "/api/v1/health/diagnostics"
 DIAGNOSTICS_TIMEOUT = 10.0
-Record = Callable[[str, float, str], None]
 
 
 # The minimums (tria.toml keys), what each measures, its unit, and its key in diagnostics' host.
@@ -110,7 +114,7 @@ async def test_service_host_resources(
     tria_endpoints: Endpoints,
     tria_instance: int,
     tria_record: Record,
-    tria_warn: Callable[[str], None],
+    tria_warn: Warn,
 ) -> None:
     """The service host's resources, as its diagnostics report them, meet the minimums."""
     if tria_target.provider != "external":
@@ -119,35 +123,38 @@ async def test_service_host_resources(
         pytest.skip("the target gives no diagnostics_token, so its diagnostics cannot be read")
     url = tria_endpoints.service_urls[tria_instance]
     token = tria_endpoints.diagnostics_token.get_secret_value()
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=DIAGNOSTICS_TIMEOUT) as client:
-            answer = await client.get(DIAGNOSTICS, headers={"Authorization": f"Bearer {token}"})
-    except httpx.HTTPError as exc:
-        tria_warn(f"host resources unknown: {redact(url)}{DIAGNOSTICS}: {type(exc).__name__}")
-        return
-    if answer.status_code in (401, 403):
-        fail_listing(
-            [
-                f"{redact(url)} refused the diagnostics token ({answer.status_code}) — set the "
-                "target's diagnostics_token to the service's TRIA_DIAGNOSTICS_TOKEN"
-            ]
-        )
-    host = _details(answer).get("host")
-    if not isinstance(host, dict):
-        pytest.skip(f"{redact(url)}: diagnostics report no host section (an older service?)")
-    attach_json("host", host)
-    found: dict[str, float] = {}
-    for key, (what, unit, reported) in RESOURCES.items():
-        value = host.get(reported)
-        if isinstance(value, int | float):
-            found[key] = value
-            tria_record(f"host.{reported}", value, unit)
-        else:
-            cause = (host.get("errors") or {}).get(reported, "not reported")
-            tria_warn(f"host of {redact(url)}: {what} unknown ({cause})")
-    problems = shortfalls(f"host of {redact(url)}", found, tria_target.minimums)
-    if problems:
-        fail_listing(problems)
+    with allure.step("read the host section of the service's diagnostics"):
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=DIAGNOSTICS_TIMEOUT) as client:
+                headers = {"Authorization": f"Bearer {token}"}
+                answer = await client.get(DIAGNOSTICS, headers=headers)
+        except httpx.HTTPError as exc:
+            tria_warn(f"host resources unknown: {redact(url)}{DIAGNOSTICS}: {type(exc).__name__}")
+            return
+        if answer.status_code in (401, 403):
+            fail_listing(
+                [
+                    f"{redact(url)} refused the diagnostics token ({answer.status_code}) — set "
+                    "the target's diagnostics_token to the service's TRIA_DIAGNOSTICS_TOKEN"
+                ]
+            )
+        host = _details(answer).get("host")
+        if not isinstance(host, dict):
+            pytest.skip(f"{redact(url)}: diagnostics report no host section (an older service?)")
+        attach_json("host", host)
+    with allure.step("compare with the target's minimums"):
+        found: dict[str, float] = {}
+        for key, (what, unit, reported) in RESOURCES.items():
+            value = host.get(reported)
+            if isinstance(value, int | float):
+                found[key] = value
+                tria_record(f"host.{reported}", value, unit)
+            else:
+                cause = (host.get("errors") or {}).get(reported, "not reported")
+                tria_warn(f"host of {redact(url)}: {what} unknown ({cause})")
+        problems = shortfalls(f"host of {redact(url)}", found, tria_target.minimums)
+        if problems:
+            fail_listing(problems)
 
 
 def _details(answer: httpx.Response) -> dict[str, Any]:

@@ -33,54 +33,20 @@ PLACEHOLDER_WHOLE = re.compile(r"(?:secret|password|test|dummy|default|todo|toke
 REDIS_PARTS = ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB")
 
 
-def where_to_set(name: str, target: Target) -> str:
-    """How to give the service ``name`` on this target."""
-    key = TARGET_KEYS.get(name)
-    if key is None or target.provider != "external":
-        return f"set {name} in the target's env file"
-    ref = f"TRIA_{target.name.upper().replace('-', '_')}_{name.removeprefix('TRIA_')}"
-    return (
-        f'set {key} to "${{{ref}}}" in [targets.{target.name}] of tria.toml, or name its env_file'
-    )
-
-
-def given(variables: dict[str, str], name: str) -> str:
-    """The variable's value; skips the check when it is unset (test_required_variables_set
-    reports that once)."""
-    value = variables.get(name, "").strip()
-    if not value:
-        pytest.skip(f"{name} is not set")
-    return value
-
-
-def url_problems(name: str, url: str, schemes: tuple[str, ...], example: str) -> list[str]:
-    """Scheme, host and port of a URL, worded without quoting it (it may hold a password)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError:
-        return [f"{name} is not a valid URL (bad port or brackets) — use {example}"]
-    problems = []
-    if parts.scheme not in schemes:
-        allowed = " or ".join(f"{s}://" for s in schemes)
-        problems.append(f"{name} has a scheme other than {allowed} — use {example}")
-    if not parts.hostname:
-        problems.append(f"{name} has no host — use {example}")
-    return problems
-
-
 def test_required_variables_set(service_variables: dict[str, str], tria_target: Target) -> None:
     """Every required variable is set."""
     missing = [name for name in REQUIRED if not service_variables.get(name, "").strip()]
     if missing:
-        fail_listing([f"{name} is not set — {where_to_set(name, tria_target)}" for name in missing])
+        fail_listing(
+            [f"{name} is not set — {_where_to_set(name, tria_target)}" for name in missing]
+        )
 
 
 def test_database_url_format(service_variables: dict[str, str]) -> None:
     """DATABASE_URL has the right format."""
-    url = given(service_variables, "DATABASE_URL")
+    url = _given(service_variables, "DATABASE_URL")
     example = "postgresql://user:password@host:5432/dbname"
-    problems = url_problems("DATABASE_URL", url, ("postgresql", "postgresql+asyncpg"), example)
+    problems = _url_problems("DATABASE_URL", url, ("postgresql", "postgresql+asyncpg"), example)
     if not problems and not urlsplit(url).path.strip("/"):
         problems.append(f"DATABASE_URL has no database name — use {example}")
     if problems:
@@ -93,7 +59,7 @@ def test_openai_api_key_format(service_variables: dict[str, str]) -> None:
     host = urlsplit(base_url).hostname if base_url else OPENAI_HOST
     if host != OPENAI_HOST:
         pytest.skip(f"OPENAI_BASE_URL points at {host}, not {OPENAI_HOST}: its keys are its own")
-    key = given(service_variables, "OPENAI_API_KEY")
+    key = _given(service_variables, "OPENAI_API_KEY")
     if not key.startswith("sk-") or len(key) < OPENAI_KEY_MIN_LENGTH or re.search(r"\s", key):
         fail_listing(
             [
@@ -106,7 +72,7 @@ def test_openai_api_key_format(service_variables: dict[str, str]) -> None:
 
 def test_secret_key_strength(service_variables: dict[str, str]) -> None:
     """SECRET_KEY is long enough and not a placeholder."""
-    key = given(service_variables, "SECRET_KEY")
+    key = _given(service_variables, "SECRET_KEY")
     normalized = re.sub(r"[^a-z0-9]", "", key.lower())
     problems = []
     if len(key) < SECRET_KEY_MIN_LENGTH:
@@ -128,7 +94,7 @@ def test_redis_configuration(service_variables: dict[str, str]) -> None:
     url = service_variables.get("REDIS_URL", "").strip()
     parts = {name: service_variables[name] for name in REDIS_PARTS if name in service_variables}
     if url:
-        problems = url_problems("REDIS_URL", url, ("redis", "rediss"), "redis://:pw@host:6379/0")
+        problems = _url_problems("REDIS_URL", url, ("redis", "rediss"), "redis://:pw@host:6379/0")
         if not problems:
             problems = _disagreements(urlsplit(url), parts)
     elif parts:
@@ -169,4 +135,40 @@ def _part_problems(parts: dict[str, str]) -> list[str]:
         problems.append("REDIS_DB is not a non-negative integer — set it, usually to 0")
     if "REDIS_HOST" in parts and not parts["REDIS_HOST"].strip():
         problems.append("REDIS_HOST is empty — set it to Redis's host name")
+    return problems
+
+
+def _where_to_set(name: str, target: Target) -> str:
+    """How to give the service ``name`` on this target."""
+    key = TARGET_KEYS.get(name)
+    if key is None or target.provider != "external":
+        return f"set {name} in the target's env file"
+    ref = f"TRIA_{target.name.upper().replace('-', '_')}_{name.removeprefix('TRIA_')}"
+    return (
+        f'set {key} to "${{{ref}}}" in [targets.{target.name}] of tria.toml, or name its env_file'
+    )
+
+
+def _given(variables: dict[str, str], name: str) -> str:
+    """The variable's value; skips the check when it is unset (test_required_variables_set
+    reports that once)."""
+    value = variables.get(name, "").strip()
+    if not value:
+        pytest.skip(f"{name} is not set")
+    return value
+
+
+def _url_problems(name: str, url: str, schemes: tuple[str, ...], example: str) -> list[str]:
+    """Scheme, host and port of a URL, worded without quoting it (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return [f"{name} is not a valid URL (bad port or brackets) — use {example}"]
+    problems = []
+    if parts.scheme not in schemes:
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        problems.append(f"{name} has a scheme other than {allowed} — use {example}")
+    if not parts.hostname:
+        problems.append(f"{name} has no host — use {example}")
     return problems

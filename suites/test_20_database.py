@@ -6,16 +6,19 @@ is rolled back. What the schema must hold comes from ``suites/expected_schema.to
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
+import allure
 import asyncpg
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.fixtures import Timeouts
 from pytest_tria_deploy.helpers import (
+    Record,
+    Timeouts,
+    Warn,
     asyncpg_dsn,
     fail_listing,
     measure,
@@ -23,6 +26,7 @@ from pytest_tria_deploy.helpers import (
     rolled_back,
     timed_out,
     warn_over_budget,
+    where,
 )
 from pytest_tria_deploy.report.attach import attach_json
 from pytest_tria_deploy.targets import Budgets
@@ -30,13 +34,33 @@ from pytest_tria_deploy.targets import Budgets
 CONNECT_ROUNDS = 3
 QUERY_ROUNDS = 50
 POOL_FAIL, POOL_WARN = 0.90, 0.75
-Record = Callable[[str, float, str], None]
+REFUSED = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
 
 
-def address(endpoints: Endpoints) -> str:
-    """host:port/database of DATABASE_URL, never its credentials."""
-    parts = urlsplit(endpoints.database_url.get_secret_value())
-    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+@contextlib.contextmanager
+def postgres_call(endpoints: Endpoints, seconds: float, doing: str = "answer") -> Iterator[None]:
+    """Turn a PostgreSQL error into one line naming PostgreSQL, the cause and what to check; a
+    hung server reads "timed out after Xs", ``seconds`` being the timeout the calls run under."""
+    address = where(endpoints.database_url.get_secret_value(), 5432)
+    try:
+        yield
+    except REFUSED as exc:
+        fail_listing(
+            [
+                f"PostgreSQL at {address} refused the credentials: {exc} — check the user and "
+                "password in DATABASE_URL (the target's database_url)"
+            ]
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        cause = timed_out(seconds) if isinstance(exc, TimeoutError) else f"{type(exc).__name__}"
+        if not isinstance(exc, TimeoutError) and str(exc):
+            cause += f": {exc}"
+        fail_listing(
+            [
+                f"PostgreSQL at {address} did not {doing}: {cause} — check DATABASE_URL and "
+                "that the server runs"
+            ]
+        )
 
 
 async def connect(endpoints: Endpoints, timeouts: Timeouts) -> asyncpg.Connection:
@@ -51,38 +75,25 @@ async def connect(endpoints: Endpoints, timeouts: Timeouts) -> asyncpg.Connectio
 
 async def test_database_connection(tria_endpoints: Endpoints, tria_timeouts: Timeouts) -> None:
     """PostgreSQL accepts a connection."""
-    try:
+    with postgres_call(tria_endpoints, tria_timeouts.connect, "accept a connection"):
         conn = await connect(tria_endpoints, tria_timeouts)
-    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
-        fail_listing(
-            [
-                f"PostgreSQL at {address(tria_endpoints)} refused the credentials: {exc} — check "
-                "the user and password in DATABASE_URL (the target's database_url)"
-            ]
-        )
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        cause = (
-            timed_out(tria_timeouts.connect)
-            if isinstance(exc, TimeoutError)
-            else f"{type(exc).__name__}: {exc}"
-        )
-        fail_listing(
-            [
-                f"PostgreSQL at {address(tria_endpoints)} did not accept a connection: {cause} "
-                "— check DATABASE_URL and that the server runs"
-            ]
-        )
-    try:
-        assert await conn.fetchval("SELECT 1") == 1
-    finally:
-        await conn.close(timeout=tria_timeouts.connect)
+    with postgres_call(tria_endpoints, tria_timeouts.request):
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close(timeout=tria_timeouts.connect)
 
 
 async def test_server_version(
-    pg: asyncpg.Pool, expected_schema: dict[str, Any], tria_record: Record
+    pg: asyncpg.Pool,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    expected_schema: dict[str, Any],
+    tria_record: Record,
 ) -> None:
     """The server version is at least the supported minimum."""
-    number = int(await pg.fetchval("SHOW server_version_num"))
+    with postgres_call(tria_endpoints, tria_timeouts.request):
+        number = int(await pg.fetchval("SHOW server_version_num"))
     tria_record("database.server_version_num", number, "")
     minimum = int(expected_schema["server"]["min_version"])
     if number // 10000 < minimum:
@@ -92,20 +103,25 @@ async def test_server_version(
 
 
 async def test_schema_version(
-    pg: asyncpg.Pool, expected_schema: dict[str, Any], tria_record: Record
+    pg: asyncpg.Pool,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    expected_schema: dict[str, Any],
+    tria_record: Record,
 ) -> None:
     """The schema is at the expected migration version."""
-    async with read_only(pg) as conn:
-        if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
-            fail_listing(
-                [
-                    "schema_migrations is missing: the database was never migrated — start the "
-                    "service once against it (it migrates at startup)"
-                ]
+    with postgres_call(tria_endpoints, tria_timeouts.request):
+        async with read_only(pg) as conn:
+            if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+                fail_listing(
+                    [
+                        "schema_migrations is missing: the database was never migrated — start "
+                        "the service once against it (it migrates at startup)"
+                    ]
+                )
+            version = int(
+                await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
             )
-        version = int(
-            await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
-        )
     tria_record("database.schema_version", version, "")
     expected = int(expected_schema["schema"]["version"])
     if version < expected:
@@ -124,54 +140,68 @@ async def test_schema_version(
         )
 
 
-async def test_schema_objects(pg: asyncpg.Pool, expected_schema: dict[str, Any]) -> None:
+async def test_schema_objects(
+    pg: asyncpg.Pool,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    expected_schema: dict[str, Any],
+) -> None:
     """Every expected table, column and index exists."""
     tables: dict[str, list[str]] = expected_schema["tables"]
     indexes: dict[str, str] = expected_schema["indexes"]
-    async with read_only(pg) as conn:
-        columns = await conn.fetch(
-            "SELECT table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ANY($1::text[])",
-            list(tables),
-        )
-        found_indexes = await conn.fetch(
-            "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()"
-        )
-    found: dict[str, set[str]] = {}
-    for row in columns:
-        found.setdefault(row["table_name"], set()).add(row["column_name"])
-    on_table = {row["indexname"]: row["tablename"] for row in found_indexes}
-    problems = [f"table {table} is missing" for table in tables if table not in found]
-    problems += [
-        f"table {table} lacks column {column}"
-        for table, expected in tables.items()
-        if table in found
-        for column in expected
-        if column not in found[table]
-    ]
-    problems += [
-        f"index {index} on {table} is missing"
-        for index, table in indexes.items()
-        if on_table.get(index) != table
-    ]
+    with postgres_call(tria_endpoints, tria_timeouts.request):
+        async with read_only(pg) as conn:
+            with allure.step("columns: every expected table has its columns"):
+                columns = await conn.fetch(
+                    "SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = current_schema() AND table_name = ANY($1::text[])",
+                    list(tables),
+                )
+                found: dict[str, set[str]] = {}
+                for row in columns:
+                    found.setdefault(row["table_name"], set()).add(row["column_name"])
+                problems = [f"table {table} is missing" for table in tables if table not in found]
+                problems += [
+                    f"table {table} lacks column {column}"
+                    for table, expected in tables.items()
+                    if table in found
+                    for column in expected
+                    if column not in found[table]
+                ]
+            with allure.step("indexes: every expected index is on its table"):
+                rows = await conn.fetch(
+                    "SELECT indexname, tablename FROM pg_indexes"
+                    " WHERE schemaname = current_schema()"
+                )
+                on_table = {row["indexname"]: row["tablename"] for row in rows}
+                problems += [
+                    f"index {index} on {table} is missing"
+                    for index, table in indexes.items()
+                    if on_table.get(index) != table
+                ]
     if problems:
         fail_listing([*problems, "the schema is not the release's: check that its migrations ran"])
 
 
-async def test_write_read_round_trip(pg: asyncpg.Pool) -> None:
+async def test_write_read_round_trip(
+    pg: asyncpg.Pool, tria_endpoints: Endpoints, tria_timeouts: Timeouts
+) -> None:
     """A write reads back inside a transaction that is rolled back."""
     marker = f"tria-deploy-check-{uuid.uuid4().hex}"
-    async with rolled_back(pg) as conn:
-        session_id = await conn.fetchval(
-            "INSERT INTO chat_sessions (client_id, metadata) VALUES ($1, $2::jsonb) RETURNING id",
-            marker,
-            '{"synthetic": true}',
-        )
-        assert (
-            await conn.fetchval("SELECT client_id FROM chat_sessions WHERE id = $1", session_id)
-            == marker
-        )
-    assert await pg.fetchval("SELECT count(*) FROM chat_sessions WHERE id = $1", session_id) == 0
+    with postgres_call(tria_endpoints, tria_timeouts.request):
+        async with rolled_back(pg) as conn:
+            session_id = await conn.fetchval(
+                "INSERT INTO chat_sessions (client_id, metadata) VALUES ($1, $2::jsonb)"
+                " RETURNING id",
+                marker,
+                '{"synthetic": true}',
+            )
+            read = await conn.fetchval(
+                "SELECT client_id FROM chat_sessions WHERE id = $1", session_id
+            )
+            assert read == marker
+        left = await pg.fetchval("SELECT count(*) FROM chat_sessions WHERE id = $1", session_id)
+    assert left == 0
 
 
 async def test_connection_latency(
@@ -180,7 +210,7 @@ async def test_connection_latency(
     pg: asyncpg.Pool,
     tria_budget: Budgets,
     tria_record: Record,
-    tria_warn: Callable[[str], None],
+    tria_warn: Warn,
 ) -> None:
     """Connecting and querying are within the latency budget (over it: a warning)."""
 
@@ -188,40 +218,49 @@ async def test_connection_latency(
         conn = await connect(tria_endpoints, tria_timeouts)
         await conn.close(timeout=tria_timeouts.connect)
 
-    connects = await measure(fresh_connection, CONNECT_ROUNDS)
-    async with pg.acquire() as conn:
-        queries = await measure(lambda: conn.fetchval("SELECT 1"), QUERY_ROUNDS)
-    tria_record("database.connect_ms", round(connects.p50_ms, 3), "ms")
-    tria_record("database.query_p50_ms", round(queries.p50_ms, 3), "ms")
-    tria_record("database.query_p99_ms", round(queries.p99_ms, 3), "ms")
+    with allure.step(f"connect: {CONNECT_ROUNDS} fresh connections"):
+        with postgres_call(tria_endpoints, tria_timeouts.connect, "accept a connection"):
+            connects = await measure(fresh_connection, CONNECT_ROUNDS)
+        tria_record("database.connect_ms", round(connects.p50_ms, 3), "ms")
+        warn_over_budget(
+            tria_warn,
+            "PostgreSQL: a fresh connection (p50)",
+            "database_connect_ms",
+            tria_budget.database_connect_ms,
+            connects.p50_ms,
+        )
+    with allure.step(f"queries: {QUERY_ROUNDS} SELECT 1 on one connection"):
+        with postgres_call(tria_endpoints, tria_timeouts.request):
+            async with pg.acquire() as conn:
+                queries = await measure(lambda: conn.fetchval("SELECT 1"), QUERY_ROUNDS)
+        tria_record("database.query_p50_ms", round(queries.p50_ms, 3), "ms")
+        tria_record("database.query_p99_ms", round(queries.p99_ms, 3), "ms")
+        warn_over_budget(
+            tria_warn,
+            f"PostgreSQL: SELECT 1 p99 over {queries.count} queries",
+            "database_p99_ms",
+            tria_budget.database_p99_ms,
+            queries.p99_ms,
+        )
     attach_json("database latency", {"connect": connects.summary(), "select_1": queries.summary()})
-    warn_over_budget(
-        tria_warn,
-        "PostgreSQL: a fresh connection (p50)",
-        "database_connect_ms",
-        tria_budget.database_connect_ms,
-        connects.p50_ms,
-    )
-    warn_over_budget(
-        tria_warn,
-        f"PostgreSQL: SELECT 1 p99 over {queries.count} queries",
-        "database_p99_ms",
-        tria_budget.database_p99_ms,
-        queries.p99_ms,
-    )
 
 
 async def test_connection_room(
-    pg: asyncpg.Pool, tria_record: Record, tria_warn: Callable[[str], None]
+    pg: asyncpg.Pool,
+    tria_endpoints: Endpoints,
+    tria_timeouts: Timeouts,
+    tria_record: Record,
+    tria_warn: Warn,
 ) -> None:
     """Connections in use leave room under max_connections."""
-    async with read_only(pg) as conn:
-        used = int(
-            await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    with postgres_call(tria_endpoints, tria_timeouts.request):
+        async with read_only(pg) as conn:
+            used = int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                )
             )
-        )
-        limit = int(await conn.fetchval("SELECT current_setting('max_connections')::int"))
+            limit = int(await conn.fetchval("SELECT current_setting('max_connections')::int"))
     tria_record("database.connections_used", used, "")
     tria_record("database.max_connections", limit, "")
     share = used / limit

@@ -7,50 +7,47 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit
 
+import allure
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pytest_tria_deploy.baselines import BaselineUpdate
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.fixtures import Timeouts
 from pytest_tria_deploy.helpers import (
+    MB,
     KeyNamespace,
+    Record,
+    Timeouts,
+    Warn,
     fail_listing,
     measure,
     timed_out,
     warn_over_budget,
+    where,
 )
 from pytest_tria_deploy.report.attach import attach_json
 from pytest_tria_deploy.targets import Budgets
 
 ROUNDS = 100
-MB = 1024 * 1024
 MEMORY_WARN = 0.9
-Record = Callable[[str, float, str], None]
-
-
-def address(endpoints: Endpoints) -> str:
-    """host:port/db of the Redis URL, never its credentials."""
-    parts = urlsplit(endpoints.redis_url.get_secret_value())
-    return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
 
 
 @contextlib.contextmanager
 def redis_call(endpoints: Endpoints, timeouts: Timeouts) -> Iterator[None]:
     """Turn a Redis error into one line naming Redis, the cause and what to check (a hung Redis:
     "timed out after Xs")."""
+    address = where(endpoints.redis_url.get_secret_value(), 6379)
     try:
         yield
     except AuthenticationError as exc:
         fail_listing(
             [
-                f"Redis at {address(endpoints)} refused the credentials: {exc} — check the "
+                f"Redis at {address} refused the credentials: {exc} — check the "
                 "password in REDIS_URL (the target's redis_url)"
             ]
         )
@@ -60,10 +57,7 @@ def redis_call(endpoints: Endpoints, timeouts: Timeouts) -> Iterator[None]:
             connecting = "connecting" in str(exc).lower()
             cause = timed_out(timeouts.connect if connecting else timeouts.request)
         fail_listing(
-            [
-                f"Redis at {address(endpoints)} did not answer: {cause} "
-                "— check REDIS_URL and that Redis runs"
-            ]
+            [f"Redis at {address} did not answer: {cause} — check REDIS_URL and that Redis runs"]
         )
 
 
@@ -112,7 +106,7 @@ async def test_latency_baseline(
     tria_timeouts: Timeouts,
     tria_budget: Budgets,
     tria_record: Record,
-    tria_warn: Callable[[str], None],
+    tria_warn: Warn,
     latency_baseline: BaselineUpdate,
 ) -> None:
     """Round-trip p50 and p99 are within the budget (over it: a warning), and compared with the
@@ -121,28 +115,29 @@ async def test_latency_baseline(
     async def ping() -> None:
         await redis_client.ping()
 
-    with redis_call(tria_endpoints, tria_timeouts):
+    with allure.step(f"measure: {ROUNDS} PINGs"), redis_call(tria_endpoints, tria_timeouts):
         latency = await measure(ping, ROUNDS)
     tria_record("redis.p50_ms", round(latency.p50_ms, 3), "ms")
     tria_record("redis.p99_ms", round(latency.p99_ms, 3), "ms")
-    previous, current = latency_baseline("redis", latency)
-    if previous is not None:
-        tria_record("redis.previous_p99_ms", previous.p99_ms, "ms")
-    attach_json(
-        "redis latency baseline",
-        {
-            "current": asdict(current),
-            "previous": asdict(previous) if previous else None,
-            "budget_p99_ms": tria_budget.redis_p99_ms,
-        },
-    )
-    warn_over_budget(
-        tria_warn,
-        f"Redis: PING p99 over {latency.count} round trips",
-        "redis_p99_ms",
-        tria_budget.redis_p99_ms,
-        latency.p99_ms,
-    )
+    with allure.step("compare: with the budget and the last run's baseline"):
+        previous, current = latency_baseline("redis", latency)
+        if previous is not None:
+            tria_record("redis.previous_p99_ms", previous.p99_ms, "ms")
+        attach_json(
+            "redis latency baseline",
+            {
+                "current": asdict(current),
+                "previous": asdict(previous) if previous else None,
+                "budget_p99_ms": tria_budget.redis_p99_ms,
+            },
+        )
+        warn_over_budget(
+            tria_warn,
+            f"Redis: PING p99 over {latency.count} round trips",
+            "redis_p99_ms",
+            tria_budget.redis_p99_ms,
+            latency.p99_ms,
+        )
 
 
 async def test_memory_and_eviction(
@@ -150,8 +145,7 @@ async def test_memory_and_eviction(
     tria_endpoints: Endpoints,
     tria_timeouts: Timeouts,
     tria_record: Record,
-    record_property: Callable[[str, object], None],
-    tria_warn: Callable[[str], None],
+    tria_warn: Warn,
 ) -> None:
     """Memory use and the eviction policy are reported."""
     with redis_call(tria_endpoints, tria_timeouts):
@@ -162,8 +156,8 @@ async def test_memory_and_eviction(
     used, limit = int(memory["used_memory"]), int(maxmemory)
     tria_record("redis.used_memory_mb", round(used / MB, 1), "MB")
     tria_record("redis.maxmemory_mb", round(limit / MB, 1), "MB")
-    record_property("redis.maxmemory_policy", str(policy))
-    record_property("redis.limits_source", source)
+    tria_record("redis.maxmemory_policy", str(policy), "")
+    tria_record("redis.limits_source", source, "")
     attach_json(
         "redis memory",
         {"used_bytes": used, "maxmemory_bytes": limit, "policy": policy, "source": source},

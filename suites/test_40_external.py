@@ -4,24 +4,30 @@ knowledge. Each failure names the component and what to check."""
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+import allure
 import httpx
 import pytest
 import pytest_asyncio
 
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.fixtures import Timeouts
-from pytest_tria_deploy.helpers import timed_out, warn_over_budget
+from pytest_tria_deploy.helpers import (
+    Record,
+    Timeouts,
+    Warn,
+    stopwatch,
+    timed_out,
+    warn_over_budget,
+    where,
+)
 from pytest_tria_deploy.targets import Budgets
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-Record = Callable[[str, float | str, str], None]
-Warn = Callable[[str], None]
+OPENAI = "https://api.openai.com/v1"
 COLLECTIONS = "/tenants/default_tenant/databases/default_database/collections"
 
 
@@ -47,7 +53,7 @@ def openai_call(what: str, endpoints: Endpoints, timeouts: Timeouts) -> Iterator
     try:
         yield
     except openai.APIError as exc:
-        where = endpoints.openai_base_url or "https://api.openai.com/v1"
+        address = where(endpoints.openai_base_url or OPENAI, 443)
         fix = next((f for kind, f in fixes if isinstance(exc, kind)), "check OpenAI")
         if isinstance(exc, openai.APIStatusError):
             problem = f"answered {exc.status_code} to {what}: {fix} ({exc.message})"
@@ -55,7 +61,7 @@ def openai_call(what: str, endpoints: Endpoints, timeouts: Timeouts) -> Iterator
             problem = f"did not answer {what}: {timed_out(timeouts.request)} — {fix}"
         else:
             problem = f"did not answer {what}: {fix} ({type(exc).__name__})"
-        raise pytest.fail.Exception(f"OpenAI at {where} {problem}", pytrace=False) from None
+        raise pytest.fail.Exception(f"OpenAI at {address} {problem}", pytrace=False) from None
 
 
 @contextlib.contextmanager
@@ -68,7 +74,8 @@ def chroma_call(what: str, endpoints: Endpoints, timeouts: Timeouts) -> Iterator
         cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
             cause = timed_out(timeouts.of(exc))
-        message = f"Chroma at {endpoints.chroma_url} did not answer {what}: {cause} — {fix}"
+        address = where(endpoints.chroma_url, 8000)
+        message = f"Chroma at {address} did not answer {what}: {cause} — {fix}"
         raise pytest.fail.Exception(message, pytrace=False) from None
 
 
@@ -106,19 +113,17 @@ async def test_openai_completion(
     tria_warn: Warn,
 ) -> None:
     """A tiny chat completion answers within the OpenAI budget (over it: a warning)."""
-    started = time.perf_counter()
-    with openai_call("a chat completion", tria_endpoints, tria_timeouts):
+    with openai_call("a chat completion", tria_endpoints, tria_timeouts), stopwatch() as took:
         completion = await openai_client.chat.completions.create(
             model=tria_endpoints.openai_model,
             messages=[{"role": "user", "content": "Reply with the word OK."}],
             max_completion_tokens=5,
         )
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    tria_record("openai_completion_ms", round(elapsed_ms, 1), "ms")
+    tria_record("openai_completion_ms", round(took.ms, 1), "ms")
     assert completion.choices, "OpenAI: a completion with no choices"
     assert completion.choices[0].message.content, "OpenAI: an empty completion"
     warn_over_budget(
-        tria_warn, "OpenAI: a tiny completion", "openai_ms", tria_budget.openai_ms, elapsed_ms
+        tria_warn, "OpenAI: a tiny completion", "openai_ms", tria_budget.openai_ms, took.ms
     )
 
 
@@ -131,17 +136,15 @@ async def test_openai_embedding(
     tria_warn: Warn,
 ) -> None:
     """A tiny embedding answers within the OpenAI budget (over it: a warning)."""
-    started = time.perf_counter()
-    with openai_call("an embedding", tria_endpoints, tria_timeouts):
+    with openai_call("an embedding", tria_endpoints, tria_timeouts), stopwatch() as took:
         embedding = await openai_client.embeddings.create(
             model=tria_endpoints.openai_embedding_model, input="deployment check"
         )
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    tria_record("openai_embedding_ms", round(elapsed_ms, 1), "ms")
+    tria_record("openai_embedding_ms", round(took.ms, 1), "ms")
     assert embedding.data, "OpenAI: an embedding answer with no data"
     assert embedding.data[0].embedding, "OpenAI: an empty embedding"
     warn_over_budget(
-        tria_warn, "OpenAI: a tiny embedding", "openai_ms", tria_budget.openai_ms, elapsed_ms
+        tria_warn, "OpenAI: a tiny embedding", "openai_ms", tria_budget.openai_ms, took.ms
     )
 
 
@@ -154,14 +157,12 @@ async def test_chroma_heartbeat(
     tria_warn: Warn,
 ) -> None:
     """Chroma answers its heartbeat within the Chroma budget (over it: a warning)."""
-    started = time.perf_counter()
-    with chroma_call("its heartbeat", tria_endpoints, tria_timeouts):
+    with chroma_call("its heartbeat", tria_endpoints, tria_timeouts), stopwatch() as took:
         answer = await chroma.get("/heartbeat")
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    tria_record("chroma_heartbeat_ms", round(elapsed_ms, 1), "ms")
+    tria_record("chroma_heartbeat_ms", round(took.ms, 1), "ms")
     assert answer.status_code == 200, f"Chroma: heartbeat answered {answer.status_code}"
     warn_over_budget(
-        tria_warn, "Chroma: the heartbeat", "chroma_ms", tria_budget.chroma_ms, elapsed_ms
+        tria_warn, "Chroma: the heartbeat", "chroma_ms", tria_budget.chroma_ms, took.ms
     )
 
 
@@ -190,17 +191,20 @@ async def test_knowledge_collection(
     """The knowledge collection exists in Chroma and is not empty."""
     name = tria_endpoints.chroma_collection
     with chroma_call(f"for collection {name}", tria_endpoints, tria_timeouts):
-        found = await chroma.get(f"{COLLECTIONS}/{name}")
-        assert found.status_code == 200, (
-            f"Chroma has no collection {name!r} ({found.status_code}): check CHROMA_COLLECTION "
-            "(the target's chroma_collection); the service creates and fills it at startup"
-        )
-        collection: dict[str, Any] = found.json()
-        counted = await chroma.get(f"{COLLECTIONS}/{collection['id']}/count")
-    assert counted.status_code == 200, f"Chroma: count answered {counted.status_code}"
-    chunks = int(counted.json())
-    tria_record("knowledge_chunks", chunks, "")
-    assert chunks > 0, (
-        f"Chroma collection {name!r} is empty: reindex the knowledge "
-        "(POST /api/v1/knowledge/reindex with the admin token) or check TRIA_KNOWLEDGE_DIR"
-    )
+        with allure.step(f"find: the collection {name}"):
+            found = await chroma.get(f"{COLLECTIONS}/{name}")
+            assert found.status_code == 200, (
+                f"Chroma has no collection {name!r} ({found.status_code}): check "
+                "CHROMA_COLLECTION (the target's chroma_collection); the service creates and "
+                "fills it at startup"
+            )
+            collection: dict[str, Any] = found.json()
+        with allure.step("count: its chunks"):
+            counted = await chroma.get(f"{COLLECTIONS}/{collection['id']}/count")
+            assert counted.status_code == 200, f"Chroma: count answered {counted.status_code}"
+            chunks = int(counted.json())
+            tria_record("knowledge_chunks", chunks, "")
+            assert chunks > 0, (
+                f"Chroma collection {name!r} is empty: reindex the knowledge "
+                "(POST /api/v1/knowledge/reindex with the admin token) or check TRIA_KNOWLEDGE_DIR"
+            )

@@ -3,19 +3,18 @@ deleted afterwards, so no message or escalation stays behind."""
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
+from typing import Any
 
 import allure
 
 from pytest_tria_deploy.conversations import SyntheticChat, Turn
 
-EXPECTED = tomllib.loads(Path(__file__).with_name("expected_answers.toml").read_text("utf-8"))
 
-
-async def test_three_turn_conversation(tria_chat: SyntheticChat) -> None:
+async def test_three_turn_conversation(
+    tria_chat: SyntheticChat, expected_answers: dict[str, Any]
+) -> None:
     """A three-turn conversation: a cited answer, history kept, a complaint that escalates."""
-    script = EXPECTED["smoke"]
+    script = expected_answers["smoke"]
     turns: list[Turn] = []
     for number, step in enumerate(script, 1):
         with allure.step(f"turn {number}: {step['message']}"):

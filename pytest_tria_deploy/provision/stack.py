@@ -5,6 +5,7 @@ Anything started is stopped again when a start fails, when Ctrl-C arrives mid-st
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -112,6 +113,20 @@ class DependencyEndpoints:
 
     def secrets(self) -> list[str]:
         return [self.database_url, self.redis_url, self.openai_api_key]
+
+    def endpoints(self, service_url: str, *, diagnostics_token: str, secret_key: str) -> Endpoints:
+        """A target's endpoints: a service at ``service_url`` running on these dependencies
+        with these secrets."""
+        return Endpoints(
+            service_urls=[service_url],
+            database_url=SecretStr(self.database_url),
+            redis_url=SecretStr(self.redis_url),
+            openai_base_url=self.openai_base_url,
+            openai_api_key=SecretStr(self.openai_api_key),
+            chroma_url=self.chroma_url,
+            diagnostics_token=SecretStr(diagnostics_token),
+            secret_key=SecretStr(secret_key),
+        )
 
     def with_servers(self, servers: DependencyServers) -> DependencyEndpoints:
         """These endpoints with ``servers``' own addresses taking over where a server is given."""
@@ -266,6 +281,19 @@ def service_env(
     }
 
 
+# The target key (tria.toml) that each endpoints_env variable gives.
+TARGET_KEYS = {
+    "TRIA_SERVICE_URL": "service_url",
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "OPENAI_BASE_URL": "openai_base_url",
+    "OPENAI_API_KEY": "openai_api_key",
+    "CHROMA_URL": "chroma_url",
+    "TRIA_DIAGNOSTICS_TOKEN": "diagnostics_token",
+    "SECRET_KEY": "secret_key",
+}
+
+
 def endpoints_env(endpoints: Endpoints) -> dict[str, str]:
     """The env-file form of a target's endpoints (contains secrets: for ``tria-deploy up`` only)."""
     env = {
@@ -284,6 +312,45 @@ def endpoints_env(endpoints: Endpoints) -> dict[str, str]:
     if endpoints.secret_key is not None:
         env["SECRET_KEY"] = endpoints.secret_key.get_secret_value()
     return env
+
+
+def external_target_toml(
+    name: str,
+    env_prefix: str,
+    *,
+    settings: Mapping[str, str | bool] | None = None,
+    tables: Mapping[str, Mapping[str, float]] | None = None,
+    without: Collection[str] = (),
+) -> str:
+    """A tria.toml table for an external target ``name`` that reads each endpoint from
+    ``${<env_prefix><VARIABLE>}``, VARIABLE as ``endpoints_env`` names it (so
+    ``external_target_env`` gives the values); no secret is written in the file.
+
+    ``settings`` are further keys of the target (protected, env_file...), ``tables`` its
+    sub-tables (budgets, minimums), and ``without`` the target keys to leave out.
+    """
+    lines = [f"[targets.{name}]"]
+    lines += [
+        f'{key} = "${{{env_prefix}{variable}}}"'
+        for variable, key in TARGET_KEYS.items()
+        if key not in without
+    ]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in (settings or {}).items()]
+    for table, values in (tables or {}).items():
+        lines += ["", f"[targets.{name}.{table}]"]
+        lines += [f"{key} = {value:g}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def external_target_env(env_prefix: str, endpoints: Endpoints) -> dict[str, str]:
+    """The variables an ``external_target_toml`` target with ``env_prefix`` reads (secrets)."""
+    return {f"{env_prefix}{name}": value for name, value in endpoints_env(endpoints).items()}
+
+
+def _toml_value(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)  # a JSON string is a TOML basic string
 
 
 def _started(name: str, server: Server) -> StartedComponent:
@@ -359,15 +426,8 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
-        return Endpoints(
-            service_urls=[self.service.url],
-            database_url=SecretStr(deps.database_url),
-            redis_url=SecretStr(deps.redis_url),
-            openai_base_url=deps.openai_base_url,
-            openai_api_key=SecretStr(deps.openai_api_key),
-            chroma_url=deps.chroma_url,
-            diagnostics_token=SecretStr(self.diagnostics_token),
-            secret_key=SecretStr(self.secret_key),
+        return deps.endpoints(
+            self.service.url, diagnostics_token=self.diagnostics_token, secret_key=self.secret_key
         )
 
     def _running(self) -> list[Server]:

@@ -120,9 +120,9 @@ def test_a_run_over_its_timeout_is_ended_with_what_it_started(tmp_path: Path) ->
         f"    pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"
         "    time.sleep(300)\n"
     )
-    timing = timed_pytest([str(tmp_path), "-p", "no:cacheprovider", "-n", "1"], 20)
+    timing = timed_pytest([str(tmp_path), "-p", "no:cacheprovider", "-n", "1"], 12)
     assert timing["returncode"] is None
-    assert timing["outcome"] == "timed out after 20 s"
+    assert timing["outcome"] == "timed out after 12 s"
     started = int(pid_file.read_text())
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and alive(started):

@@ -35,34 +35,16 @@ import pytest_asyncio  # noqa: F401
 import redis.asyncio  # noqa: F401
 
 from pytest_tria_deploy.provision.processes import free_port
-from tests.plugin.conftest import QUIET_INI
+from pytest_tria_deploy.provision.stack import TARGET_KEYS, external_target_toml
 from tests.reliability.faults_inject import Faulted
 from tests.reliability.faults_matrix import Fault
 from tests.reliability.faults_service import Measured
+from tests.reliability.secrets_canaries import assert_no_secret
+from tests.suites.helpers import copy_suites, stages
 
-SUITES = Path(__file__).resolve().parents[2] / "suites"
 TARGET = "cell"
-TRIA_TOML = f"""
-[targets.{TARGET}]
-service_url = "${{CELL_SERVICE_URL}}"
-database_url = "${{CELL_DATABASE_URL}}"
-redis_url = "${{CELL_REDIS_URL}}"
-openai_base_url = "${{CELL_OPENAI_BASE_URL}}"
-openai_api_key = "${{CELL_OPENAI_API_KEY}}"
-chroma_url = "${{CELL_CHROMA_URL}}"
-diagnostics_token = "${{CELL_DIAGNOSTICS_TOKEN}}"
-secret_key = "${{CELL_SECRET_KEY}}"
-"""
-# What the target's variables come from in the cell's service environment.
-TARGET_VARIABLES = {
-    "DATABASE_URL": "DATABASE_URL",
-    "REDIS_URL": "REDIS_URL",
-    "OPENAI_BASE_URL": "OPENAI_BASE_URL",
-    "OPENAI_API_KEY": "OPENAI_API_KEY",
-    "CHROMA_URL": "CHROMA_URL",
-    "DIAGNOSTICS_TOKEN": "TRIA_DIAGNOSTICS_TOKEN",
-    "SECRET_KEY": "SECRET_KEY",
-}
+ENV_PREFIX = "CELL_"
+SERVICE_URL = "TRIA_SERVICE_URL"
 
 # Each dependency's stage, and how the suites name it in a failure.
 STAGE = {"postgres": "database", "redis": "redis", "chroma": "external", "openai": "external"}
@@ -110,7 +92,7 @@ class GateRun:
 
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
-        return {stage["name"]: stage for stage in self.verdict["targets"][0]["stages"]}
+        return stages(self.verdict)
 
     def describe(self) -> str:
         """The stages' statuses and reasons, for an assertion message."""
@@ -121,11 +103,7 @@ class Gate:
     """Runs the shipped suites in-process against a cell's servers."""
 
     def __init__(self, pytester: pytest.Pytester) -> None:
-        self.pytester = pytester
-        pytester.makeini(QUIET_INI)
-        shutil.copytree(
-            SUITES, pytester.path / "suites", ignore=shutil.ignore_patterns("__pycache__")
-        )
+        self.pytester = copy_suites(pytester, "")  # each run writes its own tria.toml
 
     def run(
         self,
@@ -135,15 +113,13 @@ class Gate:
     ) -> GateRun:
         """The gate on ``stages`` only, with the target's budgets (generous unless given)."""
         table = {name: GENEROUS_MS for name in LATENCY_BUDGETS} | dict(budgets or {})
-        lines = [f"{name} = {value:g}" for name, value in table.items()]
-        self.pytester.makefile(
-            ".toml", tria=TRIA_TOML + f"\n[targets.{TARGET}.budgets]\n" + "\n".join(lines) + "\n"
-        )
+        tria_toml = external_target_toml(TARGET, ENV_PREFIX, tables={"budgets": table})
+        self.pytester.makefile(".toml", tria=tria_toml)
         reports = self.pytester.path / "reports"
         shutil.rmtree(reports, ignore_errors=True)
         with pytest.MonkeyPatch.context() as env:
             for name, value in _target_env(state).items():
-                env.setenv(f"CELL_{name}", value)
+                env.setenv(f"{ENV_PREFIX}{name}", value)
             started = time.monotonic()
             result = self.pytester.runpytest(
                 "suites",
@@ -164,11 +140,12 @@ class Gate:
 
 
 def _target_env(state: Faulted) -> dict[str, str]:
-    """The target's variables: the cell's service and what it was (or would be) started with.
-    A service that never started still has a URL, where nothing answers."""
+    """The target's variables: the cell's service and what it was (or would be) started with
+    (the target reads each under the name the service does). A service that never started
+    still has a URL, where nothing answers."""
     url = state.service.url if state.service else f"http://127.0.0.1:{free_port()}"
-    return {"SERVICE_URL": url} | {
-        name: state.env[variable] for name, variable in TARGET_VARIABLES.items()
+    return {SERVICE_URL: url} | {
+        name: state.env[name] for name in TARGET_KEYS if name != SERVICE_URL
     }
 
 
@@ -233,9 +210,9 @@ def check_gate_hangs(state: Faulted, gate: Gate) -> Measured:
     assert said in reason, reason
     tests = run.stages[stage]["tests"]
     failed = [t for t in tests if t["outcome"] in ("failed", "error")]
-    hung = [t for t in failed if NAMED[component] in t["reason"]]
-    assert hung, run.describe()
-    for test in hung:
+    assert failed, run.describe()
+    assert any(NAMED[component] in t["reason"] for t in failed), run.describe()
+    for test in failed:  # every check that failed says why in the same words
         assert said in test["reason"], test
     slowest = max(t["duration"] for t in tests)
     assert slowest <= GATE_TIMEOUT_S + SLACK_S, [(t["nodeid"], t["duration"]) for t in tests]
@@ -283,7 +260,7 @@ def check_gate_wrong_credentials(state: Faulted, gate: Gate) -> Measured:
     assert NAMED[component] in reason or failed[0] == "environment", reason
     assert "refused the credentials" in reason or "answered 401" in reason, reason
     _assert_blocked(run, failed[0], ["components"])
-    assert state.planted not in run.output
+    assert_no_secret({"the gate's output": run.output}, {"the wrong secret": state.planted})
     return {"gate_s": run.seconds}
 
 

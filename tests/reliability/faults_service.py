@@ -25,6 +25,7 @@ from tests.reliability.faults_inject import (
     Faulted,
 )
 from tests.reliability.faults_matrix import Fault
+from tests.reliability.secrets_canaries import assert_no_secret
 from tests.service.helpers import bearer
 
 DIAGNOSTICS = "/api/v1/health/diagnostics"
@@ -35,6 +36,12 @@ SLACK_S = 4.0
 SMALL_MS = 1000.0
 # The monitor's own cut-off beyond a probe's timeout (health_monitor.TIMEOUT_SLACK_SECONDS).
 MONITOR_SLACK_S = 0.5
+# dies, comes back: a stopped process refuses at once (and a restarted one answers at once),
+# so the change is seen within one refresh interval, plus slack for a loaded machine.
+NOTICE_SLACK_S = 2.0
+# How often readiness is timed while a dependency hangs: the fastest answer is the one that
+# says whether readiness waits for the probe (a single one may meet a scheduler hiccup).
+READINESS_SAMPLES = 3
 
 Measured = dict[str, float]
 
@@ -76,17 +83,17 @@ def check_wrong_credentials(state: Faulted) -> Measured:
         f"check {dep.credential_var}" in log
     ), log
     assert "Traceback" not in log, log
-    assert state.planted not in log
+    assert_no_secret({"the service's log": log}, {"the wrong secret": state.planted})
     return {"refused_after_s": took}
 
 
 def check_dies(state: Faulted) -> Measured:
-    """Liveness stays 200; readiness goes to 503 within a refresh interval (plus the probe and
-    slack); readiness and diagnostics name the dependency."""
+    """Liveness stays 200; readiness goes to 503 within a refresh interval (plus slack: the
+    stopped process refuses at once); readiness and diagnostics name the dependency."""
     dep, client = state.dependency, _client(state)
     with client:
         readiness, noticed_after, liveness = _poll_until(
-            client, lambda r: r.status_code == 503, state.since, _notice_bound(state)
+            client, lambda r: r.status_code == 503, state.since, REFRESH_INTERVAL_S + NOTICE_SLACK_S
         )
         diagnostics = client.get(DIAGNOSTICS, headers=bearer(state.env))
     assert all(code == 200 for code in liveness), f"liveness answered {liveness}"
@@ -104,12 +111,13 @@ def check_dies(state: Faulted) -> Measured:
 
 
 def check_comes_back(state: Faulted) -> Measured:
-    """Readiness returns to 200 on its own once the dependency is back, with no service restart."""
+    """Readiness returns to 200 on its own once the dependency is back, within a refresh
+    interval (plus slack), with no service restart."""
     dep, client = state.dependency, _client(state)
     assert state.service is not None
     with client:
         readiness, back_after, liveness = _poll_until(
-            client, lambda r: r.status_code == 200, state.since, _notice_bound(state)
+            client, lambda r: r.status_code == 200, state.since, REFRESH_INTERVAL_S + NOTICE_SLACK_S
         )
         uptime = client.get("/health").json()["checks"]["uptime"][0]["observedValue"]
     assert all(code == 200 for code in liveness), f"liveness answered {liveness}"
@@ -133,14 +141,16 @@ def check_hangs(state: Faulted) -> Measured:
             REFRESH_INTERVAL_S + timeout + MONITOR_SLACK_S + SLACK_S,
         )
         _assert_others_undelayed(readiness.json(), state, asked_at=datetime.now(UTC))
-        answered_in = _timed(lambda: client.get(READINESS))[1]
+        answered_in = min(
+            _timed(lambda: client.get(READINESS))[1] for _ in range(READINESS_SAMPLES)
+        )
         asked_at = datetime.now(UTC)
         diagnostics, diagnostics_took = _timed(
             lambda: client.get(DIAGNOSTICS, headers=bearer(state.env))
         )
     _assert_others_undelayed(diagnostics.json(), state, asked_at)
     assert readiness.status_code == 503
-    assert answered_in < 1.0, f"readiness took {answered_in:.2f}s while {dep.name} hangs"
+    assert answered_in < 1.0, f"readiness took at best {answered_in:.2f}s while {dep.name} hangs"
     hung = readiness.json()["checks"][dep.check][0]
     assert hung["status"] == "fail"
     assert timeout * 900 <= hung["observedValue"] <= (timeout + MONITOR_SLACK_S + 1) * 1000, hung
@@ -200,11 +210,6 @@ SERVICE_CHECKS: dict[Fault, Callable[[Faulted], Measured]] = {
 def _client(state: Faulted) -> httpx.Client:
     assert state.service is not None, "a run-time check needs the cell's running service"
     return httpx.Client(base_url=state.service.url, timeout=30)
-
-
-def _notice_bound(state: Faulted) -> float:
-    """One refresh interval, plus one probe of the dependency, plus slack."""
-    return REFRESH_INTERVAL_S + state.timeout + SLACK_S
 
 
 def _poll_until(

@@ -13,10 +13,12 @@ import base64
 import math
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, quote_plus
+
+import pytest
 
 # Shorter than this, a half or a base64 fragment could match by chance.
 MIN_FRAGMENT = 12
@@ -29,8 +31,12 @@ class Canary:
     name: str
     value: str = field(repr=False)
 
-    def forms(self) -> dict[str, bytes]:
-        """Each byte string whose presence means this canary leaked, by the form's name."""
+    def forms(self, strict: bool = True) -> dict[str, bytes]:
+        """Each byte string whose presence means this canary leaked, by the form's name.
+
+        A form shorter than MIN_FRAGMENT could match by chance: ``strict`` refuses such a
+        canary, otherwise those forms are left out (the plain value always stays).
+        """
         raw = self.value.encode()
         half = len(raw) // 2
         found = {"plain": raw, "first half": raw[:half], "second half": raw[half:]}
@@ -47,9 +53,11 @@ class Canary:
             ):
                 found[f"{label} (offset {offset})"] = _stable_base64(encode, raw, offset)
         short = [label for label, form in found.items() if len(form) < MIN_FRAGMENT]
-        if short:
+        if short and strict:
             raise ValueError(f"canary {self.name} is too short for: {', '.join(short)}")
-        return found
+        return {
+            label: form for label, form in found.items() if label == "plain" or label not in short
+        }
 
 
 def _stable_base64(encode: Callable[[bytes], bytes], raw: bytes, offset: int) -> bytes:
@@ -79,17 +87,38 @@ class Finding:
         return f"{self.where}: {self.name} ({self.form}) x{self.count}"
 
 
-def occurrences(data: bytes, where: str, canaries: Iterable[Canary]) -> Iterator[Finding]:
-    """Every canary form found in ``data``; text forms in any letter case, base64 exactly."""
+def occurrences(
+    data: bytes, where: str, canaries: Iterable[Canary], strict: bool = True
+) -> Iterator[Finding]:
+    """Every canary form found in ``data``; text forms in any letter case, base64 exactly.
+    ``strict``: see ``Canary.forms``."""
     lowered = data.lower()
     for canary in canaries:
-        for form, needle in canary.forms().items():
+        for form, needle in canary.forms(strict).items():
             haystack, wanted = (
                 (data, needle) if form.startswith("base64") else (lowered, needle.lower())
             )
             count = haystack.count(wanted)
             if count:
                 yield Finding(where, canary.name, form, count)
+
+
+def assert_no_secret(texts: Mapping[str, str | bytes], secrets: Mapping[str, str]) -> None:
+    """Fail when a secret (``secrets``: its name and value) occurs in any of ``texts`` (where
+    each comes from, and its text) in any form a canary's leak takes that is long enough not to
+    match by chance, saying where and which secret's name only: ``assert value not in text``
+    would print the value and the whole text.
+    """
+    canaries = [Canary(name, value) for name, value in secrets.items()]
+    findings = [
+        str(finding)
+        for where, text in texts.items()
+        for finding in occurrences(
+            text.encode() if isinstance(text, str) else text, where, canaries, strict=False
+        )
+    ]
+    if findings:
+        pytest.fail("secret values found (shown by name):\n" + "\n".join(findings), pytrace=False)
 
 
 def scan_tree(root: Path, canaries: Iterable[Canary]) -> tuple[list[Finding], list[Path]]:

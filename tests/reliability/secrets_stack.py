@@ -23,6 +23,8 @@ from pytest_tria_deploy.provision.processes import PostgresServer, ServiceServer
 from pytest_tria_deploy.provision.stack import (
     DependencyEndpoints,
     DependencyServers,
+    external_target_env,
+    external_target_toml,
     service_env,
     start_dependencies,
 )
@@ -34,35 +36,25 @@ ENV_FILE = "canary.env"
 # Two targets on the same stack: ``canary`` with every secret right, and ``wrong`` (protected),
 # whose database password and OpenAI key are wrong, and canaries too, so the failure paths
 # (refused credentials, tracebacks with locals) are scanned as well as the passing ones.
-_TARGET = """
-[targets.{name}]
-protected = {protected}
-service_url = "${{SCAN_SERVICE_URL}}"
-database_url = "${{{prefix}_DATABASE_URL}}"
-redis_url = "${{SCAN_REDIS_URL}}"
-openai_base_url = "${{SCAN_OPENAI_BASE_URL}}"
-openai_api_key = "${{{prefix}_OPENAI_API_KEY}}"
-chroma_url = "${{SCAN_CHROMA_URL}}"
-diagnostics_token = "${{SCAN_DIAGNOSTICS_TOKEN}}"
-secret_key = "${{SCAN_SECRET_KEY}}"
-{env_file}
-[targets.{name}.budgets]
-readiness_ms = 10000
-liveness_ms = 5000
-redis_p99_ms = 2000
-database_p99_ms = 5000
-database_connect_ms = 10000
-openai_ms = 30000
-chroma_ms = 10000
-
-[targets.{name}.minimums]
-free_disk_mb = 1
-memory_mb = 1
-cpus = 1
-"""
-TRIA_TOML = _TARGET.format(
-    name="canary", protected="false", prefix="SCAN", env_file='env_file = "${SCAN_ENV_FILE}"'
-) + _TARGET.format(name="wrong", protected="true", prefix="WRONG", env_file="")
+TABLES = {
+    "budgets": {
+        "readiness_ms": 10000,
+        "liveness_ms": 5000,
+        "redis_p99_ms": 2000,
+        "database_p99_ms": 5000,
+        "database_connect_ms": 10000,
+        "openai_ms": 30000,
+        "chroma_ms": 10000,
+    },
+    "minimums": {"free_disk_mb": 1, "memory_mb": 1, "cpus": 1},
+}
+TRIA_TOML = (
+    external_target_toml(
+        "canary", "SCAN_", settings={"env_file": "${SCAN_ENV_FILE}"}, tables=TABLES
+    )
+    + "\n"
+    + external_target_toml("wrong", "WRONG_", settings={"protected": True}, tables=TABLES)
+)
 
 
 @dataclass(frozen=True)
@@ -169,17 +161,23 @@ def plant(workdir: Path, canaries: Canaries) -> PlantedStack:
     except BaseException:
         servers.stop()
         raise
+    endpoints = deps.endpoints(
+        service.url,
+        diagnostics_token=canaries.diagnostics_token.value,
+        secret_key=canaries.secret_key.value,
+    )
+    wrong = replace(
+        deps,
+        database_url=database_url(pg, canaries.wrong_database_password.value),
+        openai_api_key=canaries.wrong_openai_api_key.value,
+    ).endpoints(
+        service.url,
+        diagnostics_token=canaries.diagnostics_token.value,
+        secret_key=canaries.secret_key.value,
+    )
     variables = {
-        "SCAN_SERVICE_URL": service.url,
-        "SCAN_DATABASE_URL": deps.database_url,
-        "SCAN_REDIS_URL": deps.redis_url,
-        "SCAN_OPENAI_BASE_URL": deps.openai_base_url,
-        "SCAN_OPENAI_API_KEY": deps.openai_api_key,
-        "SCAN_CHROMA_URL": deps.chroma_url,
-        "SCAN_DIAGNOSTICS_TOKEN": canaries.diagnostics_token.value,
-        "SCAN_SECRET_KEY": canaries.secret_key.value,
+        **external_target_env("SCAN_", endpoints),
+        **external_target_env("WRONG_", wrong),
         "SCAN_ENV_FILE": str(env_file),
-        "WRONG_DATABASE_URL": database_url(pg, canaries.wrong_database_password.value),
-        "WRONG_OPENAI_API_KEY": canaries.wrong_openai_api_key.value,
     }
     return PlantedStack(workdir, servers, service, variables)

@@ -21,6 +21,7 @@ from tests.reliability.malformed_configs import (
     THROUGH_THE_ENTRY_POINT,
     ConfigCase,
 )
+from tests.reliability.secrets_canaries import assert_no_secret
 from tests.service.helpers import run_python
 
 # Variables either settings class reads, plus the env file's name: cleared before each case.
@@ -70,9 +71,9 @@ def test_each_malformed_value_is_one_problem_naming_its_variable(
     assert case.expected in what, problem
     assert fix.strip(), f"no fix given: {problem}"
     message = str(caught.value)
-    assert CANARY.lower() not in message.lower()
+    assert_no_secret({"the ConfigError": message}, {"the canary": CANARY})
     if case.value and len(case.value) >= 6 and not case.echoes_value:
-        assert case.value not in message
+        assert_no_secret({"the ConfigError": message}, {"the malformed value": case.value})
 
 
 @pytest.fixture(scope="module")
@@ -104,4 +105,4 @@ def test_the_service_refuses_to_start_with_exit_code_2(
     assert f"\n  - {case.var}: " in done.stderr, output
     assert "1 problem" in done.stderr.splitlines()[0]
     assert "Traceback" not in output
-    assert CANARY.lower() not in output.lower()
+    assert_no_secret({"the service's output": output}, {"the canary": CANARY})

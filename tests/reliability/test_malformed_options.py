@@ -9,6 +9,7 @@ import pytest
 
 from tests.plugin.conftest import QUIET_INI
 from tests.reliability.malformed_options import CANARY, CASES, OptionCase
+from tests.reliability.secrets_canaries import assert_no_secret
 
 # Words by which a problem line tells the user what to do (every table row spells its own out).
 REMEDY = re.compile(
@@ -47,5 +48,5 @@ def test_each_malformed_input_is_a_usage_error_with_a_remedy(
     assert REMEDY.search(problem), problem
     assert "Traceback" not in output
     assert "INTERNALERROR" not in output
-    assert CANARY not in output
+    assert_no_secret({"the run's output": output}, {"the canary": CANARY})
     assert not re.search(r"\d+ passed", output)  # stopped before any test ran

@@ -16,6 +16,7 @@ import pytest
 from pytest_tria_deploy.provision.processes import ServiceServer, start_service
 from tests.conftest import FreshDeps
 from tests.reliability.fuzz_engine import FuzzRun, load_schema, run
+from tests.reliability.secrets_canaries import assert_no_secret
 
 # The shared service is read-only for everyone: only its health and metrics operations go there;
 # chat, sessions and the admin operations go to a service of the test's own.
@@ -40,7 +41,7 @@ def own_service(
 
 
 def _assert_clean(result: FuzzRun, operations: int, token: str) -> None:
-    assert token not in result.report()  # what a failure would print
+    assert_no_secret({"the report": result.report()}, {"the token": token})  # a failure prints it
     assert result.stop_reason == "completed", result.report()
     assert len(result.cases) == operations, dict(result.cases)
     assert not result.findings, "\n" + result.report()

@@ -42,7 +42,7 @@ from tests.reliability.secrets_canaries import (
     scan_tree,
 )
 from tests.reliability.secrets_stack import TRIA_TOML, Canaries, PlantedStack, plant
-from tests.suites.test_suites_second_half import copy_suites
+from tests.suites.helpers import copy_suites, stages
 
 RUN_TIMEOUT_S = 600
 RUN_ARGS = (
@@ -139,13 +139,6 @@ def planted(
     stack.stop()
 
 
-def stage_table(verdict: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    return {
-        target["target"]: {stage["name"]: stage for stage in target["stages"]}
-        for target in verdict["targets"]
-    }
-
-
 def non_empty(root: Path, pattern: str) -> list[Path]:
     """Files under ``root`` matching ``pattern``; asserts there is one and none is empty."""
     found = sorted(root.glob(pattern))
@@ -197,7 +190,7 @@ def test_a_whole_gate_run_leaves_no_canary_in_any_output(
 
     # Not vacuous: every stage ran on ``canary``, the failure paths ran on ``wrong``...
     verdict = read_verdict(suite)
-    table = stage_table(verdict)
+    table = {target: stages(verdict, target) for target in ("canary", "wrong")}
     shown = mask(
         json.dumps({t: {s: v["status"] for s, v in st.items()} for t, st in table.items()}),
         canaries,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from pytest_tria_deploy.helpers import percentile
 from pytest_tria_deploy.provision.processes import ServiceServer, start_service
 from tests.reliability.load_clients import (
     Load,
@@ -207,17 +208,17 @@ async def _check_storage(
 
 def _readiness_before(outcomes: list[Outcome], signal_at: float) -> dict[str, float]:
     """How long readiness took before the signal, for comparison with the 503's delay."""
-    took = sorted(
+    took = [
         (o.done_at - o.started) * 1000
         for o in outcomes
         if o.kind == "readiness" and o.done_at is not None and o.done_at < signal_at
-    )
+    ]
     if not took:
         return {}
     return {
-        "readiness_p50_ms_before": round(took[len(took) // 2], 1),
-        "readiness_p99_ms_before": round(took[min(len(took) - 1, len(took) * 99 // 100)], 1),
-        "readiness_max_ms_before": round(took[-1], 1),
+        "readiness_p50_ms_before": round(percentile(took, 50), 1),
+        "readiness_p99_ms_before": round(percentile(took, 99), 1),
+        "readiness_max_ms_before": round(max(took), 1),
     }
 
 

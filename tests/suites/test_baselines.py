@@ -14,8 +14,9 @@ from pytest_tria_deploy.helpers import Latency
 
 
 def latency(p99_ms: float, rounds: int = 100) -> Latency:
-    """``rounds`` samples whose p50 is 0.5 ms and whose p99 is ``p99_ms``."""
-    return Latency((0.5,) * (rounds - 2) + (p99_ms, p99_ms))
+    """``rounds`` samples whose p50 is 0.5 ms (or ``p99_ms``, if less) and whose p99 is
+    ``p99_ms``."""
+    return Latency((min(0.5, p99_ms),) * (rounds - 2) + (p99_ms, p99_ms))
 
 
 def update(path: Path, target: str, name: str, p99_ms: float) -> tuple[list[str], Baseline | None]:
@@ -49,10 +50,20 @@ def test_a_p99_over_twice_the_last_one_warns_naming_both(tmp_path: Path) -> None
     assert stored(path)["prod"]["redis"]["p99_ms"] == 4.5  # the new baseline replaces the old
 
 
+def test_a_sub_millisecond_p99_over_twice_the_last_one_warns(tmp_path: Path) -> None:
+    """No absolute floor: 0.1 ms -> 0.9 ms is 9x, a regression however small both are."""
+    path = tmp_path / "baselines.json"
+    update(path, "prod", "redis", 0.1)
+    warnings, _ = update(path, "prod", "redis", 0.9)
+    assert len(warnings) == 1
+    assert "0.900 ms" in warnings[0]
+    assert "0.100 ms" in warnings[0]
+
+
 @pytest.mark.parametrize(
     ("before", "after"),
-    [(2.0, 4.0), (2.0, 1.0), (0.1, 0.9)],
-    ids=["exactly twice", "faster", "under the noise floor"],
+    [(2.0, 4.0), (2.0, 1.0), (0.1, 0.2)],
+    ids=["exactly twice", "faster", "sub-millisecond, exactly twice"],
 )
 def test_no_warning_without_a_real_regression(tmp_path: Path, before: float, after: float) -> None:
     path = tmp_path / "baselines.json"
@@ -61,13 +72,14 @@ def test_no_warning_without_a_real_regression(tmp_path: Path, before: float, aft
     assert warnings == []
 
 
-def test_regression_needs_the_ratio_and_the_floor() -> None:
+def test_regression_is_the_ratio_alone() -> None:
     def at(p99: float) -> Baseline:
         return Baseline(p50_ms=0.1, p99_ms=p99, samples=100, measured_at="t")
 
     assert regression(at(1.0), at(2.5))
     assert not regression(at(1.0), at(2.0))
-    assert not regression(at(0.2), at(0.9))
+    assert regression(at(0.2), at(0.9))
+    assert regression(at(0.001), at(0.003))
 
 
 def test_targets_and_measurements_are_kept_apart(tmp_path: Path) -> None:

@@ -12,13 +12,22 @@ import redis.asyncio as aioredis
 
 from pytest_tria_deploy.helpers import (
     KeyNamespace,
+    SecretValues,
     measure,
     percentile,
     read_env_file,
     rolled_back,
+    stopwatch,
+    where,
 )
-from pytest_tria_deploy.provision.stack import DependencyEndpoints
+from pytest_tria_deploy.provision.stack import (
+    DependencyEndpoints,
+    external_target_env,
+    external_target_toml,
+)
+from pytest_tria_deploy.targets import load_config
 from tests.conftest import FreshDeps
+from tests.reliability.secrets_canaries import assert_no_secret
 
 # Created only inside rolled-back transactions, so it never exists for anyone else.
 TABLE = "tria_rolled_back_check"
@@ -139,3 +148,69 @@ async def test_key_cleanup_on_an_unreachable_redis_raises_nothing(fresh_deps: Fr
         assert await namespace.cleanup() == 0
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "port", "said"),
+    [
+        ("postgresql://tria:s3cret-pw@db.internal/tria", 5432, "db.internal:5432/tria"),
+        ("redis://:s3cret-pw@127.0.0.1:6390/0?ssl=1", 6379, "127.0.0.1:6390/0"),
+        ("http://user:s3cret-pw@[::1]:8000", 8000, "[::1]:8000"),
+        ("https://api.openai.com/v1", 443, "api.openai.com:443/v1"),
+    ],
+)
+def test_where_names_the_server_never_its_credentials(url: str, port: int, said: str) -> None:
+    assert where(url, port) == said
+
+
+async def test_stopwatch_times_its_block_also_when_it_raises() -> None:
+    async def failing_check() -> None:
+        await asyncio.sleep(0.02)
+        raise RuntimeError("the check failed")
+
+    with stopwatch() as took, pytest.raises(RuntimeError):
+        await failing_check()
+    assert took.ms >= 20
+
+
+def test_secret_values_never_show_in_a_repr() -> None:
+    values = SecretValues(["a-secret-value-4471", "another-one-9913"])
+    assert repr(values) == "<2 secret values>"
+    assert list(values) == ["a-secret-value-4471", "another-one-9913"]
+
+
+def test_an_external_target_reads_every_endpoint_from_the_environment(
+    deps: DependencyEndpoints, tmp_path: Path
+) -> None:
+    """The template and the variables agree: the target resolves to the same endpoints."""
+    endpoints = deps.endpoints(
+        "http://127.0.0.1:9", diagnostics_token="token-" * 4, secret_key="key-" * 10
+    )
+    text = external_target_toml(
+        "ext",
+        "EXT_",
+        settings={"protected": True, "env_file": "x.env"},
+        tables={"budgets": {"redis_p99_ms": 7}},
+    )
+    assert_no_secret(
+        {"the template": text}, {f"secret {n}": v for n, v in enumerate(endpoints.secrets())}
+    )
+    (tmp_path / "tria.toml").write_text(text)
+    config = load_config(tmp_path, None, tmp_path)
+    assert config.problems == []
+    target = config.targets["ext"].resolve(external_target_env("EXT_", endpoints))
+    assert target.endpoints() == endpoints.model_copy(update={"env_file": "x.env"})
+    assert (target.protected, target.budgets.redis_p99_ms) == (True, 7)
+    without = external_target_toml("ext", "EXT_", without=("secret_key",))
+    assert "secret_key" not in without
+
+
+def test_a_found_secret_is_named_and_never_shown() -> None:
+    secret = "a-planted-secret-value-8812"
+    assert_no_secret({"out": "nothing here"}, {"the password": secret})
+    with pytest.raises(pytest.fail.Exception) as caught:
+        assert_no_secret({"out": f"x {secret.upper()} y"}, {"the password": secret})
+    assert "out: the password (plain) x1" in str(caught.value)
+    assert secret.lower() not in str(caught.value).lower()
+    with pytest.raises(pytest.fail.Exception):  # a short one is looked for as it is
+        assert_no_secret({"out": "pw=Opt7Canary"}, {"the canary": "Opt7Canary"})

@@ -11,38 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import shutil
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
-from pytest_tria_deploy.endpoints import Endpoints
+from pytest_tria_deploy.helpers import where
 from pytest_tria_deploy.provision.fresh import FreshDeps
 from pytest_tria_deploy.provision.processes import start_service
-from pytest_tria_deploy.provision.stack import DependencyEndpoints, endpoints_env, service_env
-from tests.plugin.conftest import QUIET_INI, read_verdict
+from pytest_tria_deploy.provision.stack import (
+    DependencyEndpoints,
+    external_target_env,
+    external_target_toml,
+    service_env,
+)
+from tests.plugin.conftest import read_verdict, stage_of
+from tests.reliability.secrets_canaries import assert_no_secret
+from tests.suites.helpers import SUITES, allure_tests, copy_suites, stages
 
-SUITES = Path(__file__).resolve().parents[2] / "suites"
 RUN_TIMEOUT_S = 300
-OWN_TOML = """
-[targets.own]
-protected = {protected}
-service_url = "${OWN_TRIA_SERVICE_URL}"
-database_url = "${OWN_DATABASE_URL}"
-redis_url = "${OWN_REDIS_URL}"
-openai_base_url = "${OWN_OPENAI_BASE_URL}"
-openai_api_key = "${OWN_OPENAI_API_KEY}"
-chroma_url = "${OWN_CHROMA_URL}"
-diagnostics_token = "${OWN_TRIA_DIAGNOSTICS_TOKEN}"
-secret_key = "${OWN_SECRET_KEY}"
-"""
-UNPROTECTED, PROTECTED = (OWN_TOML.replace("{protected}", p) for p in ("false", "true"))
+UNPROTECTED, PROTECTED = (
+    external_target_toml("own", "OWN_", settings={"protected": protected})
+    for protected in (False, True)
+)
 # Exact row counts of every table: a session-local function runs the count per table.
 COUNT_ROWS = """
 CREATE FUNCTION pg_temp.count_rows(name text) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -59,18 +54,39 @@ FROM pg_tables WHERE schemaname = 'public'
 SERVICE_PROBE_KEYS = b"tria:health:"
 MY_STAGES = {"external": 6, "components": 5, "health": 8, "smoke": 1}
 BUILT_ON_EXTERNAL = ("components", "health", "smoke")
+ALLURE = "--alluredir=reports/allure-results"
+# The longer checks' Allure steps, by their first word.
+STEPS = {
+    "test_schema_objects": ["columns:", "indexes:"],
+    "test_connection_latency": ["connect:", "queries:"],
+    "test_latency_baseline": ["measure:", "compare:"],
+    "test_knowledge_collection": ["find:", "count:"],
+}
+# Checks a team would add that write to the target: never run on a protected one.
+DESTRUCTIVE = {
+    "test_22_database.py": """
+import pytest
+
+pytestmark = pytest.mark.destructive
 
 
-def copy_suites(pytester: pytest.Pytester, tria_toml: str) -> pytest.Pytester:
-    """``suites/`` as it is now, under a rootdir whose tria.toml is ``tria_toml``."""
-    pytester.makeini(QUIET_INI)
-    pytester.makefile(".toml", tria=tria_toml)
-    shutil.copytree(SUITES, pytester.path / "suites", ignore=shutil.ignore_patterns("__pycache__"))
-    return pytester
+async def test_writes_a_session(pg):
+    \"\"\"A committed row in chat_sessions.\"\"\"
+    await pg.execute(
+        "INSERT INTO chat_sessions (client_id, metadata) VALUES ('tria-destructive', '{}')"
+    )
+""",
+    "test_32_redis.py": """
+import pytest
+
+pytestmark = pytest.mark.destructive
 
 
-def stages(verdict: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {stage["name"]: stage for stage in verdict["targets"][0]["stages"]}
+async def test_writes_a_key(redis_client):
+    \"\"\"A Redis key with no TTL.\"\"\"
+    await redis_client.set("tria-destructive-check", "left behind")
+""",
+}
 
 
 @pytest.fixture
@@ -82,18 +98,9 @@ def own_stack(
     token, key = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
     env = service_env(deps, secret_key=key, diagnostics_token=token)
     server = start_service(tmp_path / "service", env)
-    endpoints = Endpoints(
-        service_urls=[server.url],
-        database_url=SecretStr(deps.database_url),
-        redis_url=SecretStr(deps.redis_url),
-        openai_base_url=deps.openai_base_url,
-        openai_api_key=SecretStr(deps.openai_api_key),
-        chroma_url=deps.chroma_url,
-        diagnostics_token=SecretStr(token),
-        secret_key=SecretStr(key),
-    )
-    for name, value in endpoints_env(endpoints).items():
-        monkeypatch.setenv(f"OWN_{name}", value)
+    endpoints = deps.endpoints(server.url, diagnostics_token=token, secret_key=key)
+    for name, value in external_target_env("OWN_", endpoints).items():
+        monkeypatch.setenv(name, value)
     yield deps
     server.stop()
 
@@ -115,14 +122,34 @@ def assert_external_fails_alone(pytester: pytest.Pytester, result: pytest.RunRes
 
 
 def test_the_suites_pass_against_a_local_target(pytester: pytest.Pytester) -> None:
+    """And leave in Allure the longer checks' steps, one step per known case, every chat turn
+    and the readiness body."""
     suite = copy_suites(pytester, "")
-    result = suite.runpytest_subprocess("suites", "-p", "no:cacheprovider", timeout=RUN_TIMEOUT_S)
+    result = suite.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", ALLURE, timeout=RUN_TIMEOUT_S
+    )
     verdict = read_verdict(suite)
     table = stages(verdict)
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert verdict["verdict"] == "PASS", {n: (s["status"], s["reason"]) for n, s in table.items()}
     assert {name: table[name]["passed"] for name in MY_STAGES} == MY_STAGES
     result.stdout.fnmatch_lines(["VERDICT: PASS"])
+
+    recorded = allure_tests(suite.path / "reports" / "allure-results")
+    for test, firsts in STEPS.items():
+        assert [step.split()[0] for step in recorded[test].steps] == firsts, (test, recorded[test])
+    expected = tomllib.loads((SUITES / "expected_answers.toml").read_text(encoding="utf-8"))
+    for test, table_name in (
+        ("test_intent_classifier", "intents"),
+        ("test_knowledge_retrieval", "knowledge"),
+    ):
+        cases = expected[table_name]
+        assert len(recorded[test].steps) == len(cases), recorded[test]
+        turns = [a for a in recorded[test].attachments if a.startswith("chat turn: ")]
+        assert len(turns) == len(cases), recorded[test]
+    smoke_turns = recorded["test_three_turn_conversation"].attachments
+    assert len([a for a in smoke_turns if a.startswith("chat turn: ")]) == len(expected["smoke"])
+    assert "readiness" in recorded["test_readiness"].attachments
 
 
 def test_openai_refusing_its_key_fails_external_and_blocks_its_dependents(
@@ -137,10 +164,10 @@ def test_openai_refusing_its_key_fails_external_and_blocks_its_dependents(
     )
 
     reason = assert_external_fails_alone(suite, result)
-    assert f"OpenAI at {own_stack.openai_base_url} answered 401" in reason
+    assert f"OpenAI at {where(own_stack.openai_base_url, 443)} answered 401" in reason
     assert "check OPENAI_API_KEY" in reason
     result.stdout.fnmatch_lines(["VERDICT: FAIL*external*"])
-    assert own_stack.openai_api_key not in result.stdout.str()
+    assert_no_secret({"stdout": result.stdout.str()}, {"OPENAI_API_KEY": own_stack.openai_api_key})
 
 
 def test_chroma_stopped_fails_external_naming_chroma(
@@ -155,11 +182,11 @@ def test_chroma_stopped_fails_external_naming_chroma(
     )
 
     reason = assert_external_fails_alone(suite, result)
-    assert f"Chroma at {own_stack.chroma_url} did not answer" in reason
+    assert f"Chroma at {where(own_stack.chroma_url, 8000)} did not answer" in reason
     assert "CHROMA_URL" in reason
     openai_tests = [
         test
-        for test in stages(read_verdict(suite))["external"]["tests"]
+        for test in stage_of(read_verdict(suite), "external")["tests"]
         if "openai" in test["nodeid"]
     ]
     assert openai_tests
@@ -188,12 +215,22 @@ async def _footprint(deps: DependencyEndpoints) -> tuple[dict[str, int], set[byt
 def test_a_protected_target_keeps_nothing_from_a_run(
     pytester: pytest.Pytester, own_stack: DependencyEndpoints
 ) -> None:
-    """Synthetic sessions (components, smoke) and the stages' own probes leave no row or key."""
+    """Synthetic sessions (components, smoke) and the stages' own probes leave no row or key,
+    and the destructive checks a team added (a committed row, a key with no TTL) are skipped
+    with the reason. The service host's resources are read from its diagnostics, in steps."""
     rows_before, keys_before = asyncio.run(_footprint(own_stack))
     suite = copy_suites(pytester, PROTECTED)
+    for name, source in DESTRUCTIVE.items():
+        (suite.path / "suites" / name).write_text(source, encoding="utf-8")
 
     result = suite.runpytest_subprocess(
-        "suites", "-p", "no:cacheprovider", "--tria-target=own", timeout=RUN_TIMEOUT_S
+        "suites",
+        "-p",
+        "no:cacheprovider",
+        "--tria-target=own",
+        "-rs",
+        ALLURE,
+        timeout=RUN_TIMEOUT_S,
     )
 
     rows_after, keys_after = asyncio.run(_footprint(own_stack))
@@ -201,6 +238,18 @@ def test_a_protected_target_keeps_nothing_from_a_run(
     assert (verdict["verdict"], result.ret) == ("PASS", 0), result.stdout.str()[-3000:]
     assert verdict["targets"][0]["protected"] is True
     assert {name: stages(verdict)[name]["passed"] for name in MY_STAGES} == MY_STAGES
+    outcomes = {
+        test["nodeid"].rpartition("::")[2].partition("[")[0]: test["outcome"]
+        for stage in ("database", "redis")
+        for test in stage_of(verdict, stage)["tests"]
+    }
+    assert (outcomes["test_writes_a_session"], outcomes["test_writes_a_key"]) == ("skipped",) * 2
+    said = "destructive test: target 'own' is protected; pass --tria-allow-destructive to run it"
+    skipped = [line for line in result.outlines if line.startswith("SKIPPED") and said in line]
+    assert len(skipped) == len(DESTRUCTIVE), result.outlines[-20:]
     assert rows_after == rows_before
     assert rows_before["chat_sessions"] == 0
     assert keys_after - keys_before == set()
+    host = allure_tests(suite.path / "reports" / "allure-results")["test_service_host_resources"]
+    assert len(host.steps) == 2, host
+    assert "host" in host.attachments
