@@ -17,22 +17,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from pytest_tria_deploy.provision.processes import ServiceServer, start_service
-from pytest_tria_deploy.provision.stack import DependencyEndpoints
+from pytest_tria_deploy.provision.stack import (
+    DependencyEndpoints,
+    external_target_env,
+    external_target_toml,
+)
 from tests.plugin.conftest import QUIET_INI, activate, read_verdict
-
-TARGETS = """
-[targets.live]
-protected = {protected}
-service_url = "${{LIVE_SERVICE_URL}}"
-database_url = "${{LIVE_DATABASE_URL}}"
-redis_url = "${{LIVE_REDIS_URL}}"
-openai_base_url = "${{LIVE_OPENAI_BASE_URL}}"
-openai_api_key = "${{LIVE_OPENAI_API_KEY}}"
-chroma_url = "${{LIVE_CHROMA_URL}}"
-
-[targets.live.budgets]
-redis_p99_ms = 250
-"""
+from tests.reliability.secrets_canaries import assert_no_secret
 
 SUITE = {
     "test_03_database": """
@@ -87,19 +78,31 @@ async def test_service_answers(service, tria_endpoints):
 }
 
 
+def live_target(protected: bool) -> str:
+    """Target ``live`` on the shared ``deps``; its service is the stand-in (see ``live``), so it
+    has no service secrets."""
+    return external_target_toml(
+        "live",
+        "LIVE_",
+        settings={"protected": protected},
+        tables={"budgets": {"redis_p99_ms": 250}},
+        without=("diagnostics_token", "secret_key"),
+    )
+
+
 @pytest.fixture
 def live(
-    pytester: pytest.Pytester, deps: object, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    deps: DependencyEndpoints,
+    service_env: Mapping[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> pytest.Pytester:
-    values = {
-        "LIVE_DATABASE_URL": deps.database_url,  # type: ignore[attr-defined]
-        "LIVE_REDIS_URL": deps.redis_url,  # type: ignore[attr-defined]
-        "LIVE_CHROMA_URL": deps.chroma_url,  # type: ignore[attr-defined]
-        "LIVE_OPENAI_BASE_URL": deps.openai_base_url,  # type: ignore[attr-defined]
-        "LIVE_OPENAI_API_KEY": deps.openai_api_key,  # type: ignore[attr-defined]
-        "LIVE_SERVICE_URL": deps.openai_base_url.removesuffix("/v1"),  # type: ignore[attr-defined]
-    }
-    for name, value in values.items():
+    endpoints = deps.endpoints(
+        deps.openai_base_url.removesuffix("/v1"),
+        diagnostics_token=service_env["TRIA_DIAGNOSTICS_TOKEN"],
+        secret_key=service_env["SECRET_KEY"],
+    )
+    for name, value in external_target_env("LIVE_", endpoints).items():
         monkeypatch.setenv(name, value)
     pytester.makeini(QUIET_INI)
     pytester.makepyfile(**SUITE)
@@ -112,9 +115,9 @@ def live(
     ids=["protected", "protected-allowed", "unprotected"],
 )
 def test_fixtures_against_real_services(
-    live: pytest.Pytester, deps: object, protected: bool, extra: list[str]
+    live: pytest.Pytester, deps: DependencyEndpoints, protected: bool, extra: list[str]
 ) -> None:
-    live.makefile(".toml", tria=TARGETS.format(protected=str(protected).lower()))
+    live.makefile(".toml", tria=live_target(protected))
     args = ["--tria-target=live", "-v", "--junitxml=junit.xml", *extra]
     result = live.runpytest_subprocess(*args)
     result.assert_outcomes(passed=6)
@@ -125,7 +128,7 @@ def test_fixtures_against_real_services(
     assert redis_test["properties"]["redis_ping_ms.unit"] == "ms"
     assert '<property name="redis_ping_ms" value=' in (live.path / "junit.xml").read_text()
     key = Path(live.path, "redis_key.txt").read_text()
-    assert not asyncio.run(_exists(deps.redis_url, key))  # type: ignore[attr-defined]
+    assert not asyncio.run(_exists(deps.redis_url, key))
 
 
 async def _exists(url: str, key: str) -> int:
@@ -180,18 +183,6 @@ def test_unreachable_chroma_is_named(pytester: pytest.Pytester) -> None:
     )
 
 
-CHAT_TARGET = """
-[targets.chat]
-service_url = "${CHAT_TRIA_SERVICE_URL}"
-database_url = "${CHAT_DATABASE_URL}"
-redis_url = "${CHAT_REDIS_URL}"
-openai_base_url = "${CHAT_OPENAI_BASE_URL}"
-openai_api_key = "${CHAT_OPENAI_API_KEY}"
-chroma_url = "${CHAT_CHROMA_URL}"
-diagnostics_token = "${CHAT_TRIA_DIAGNOSTICS_TOKEN}"
-"""
-
-
 @pytest.fixture
 def own_service(
     pytester: pytest.Pytester,
@@ -203,16 +194,16 @@ def own_service(
     """A service of this test's own on the shared ``deps``, as the ``chat`` target of a pytester
     suite (it may be stopped)."""
     server = start_service(tmp_path / "service", service_env)
-    values = {
-        "TRIA_SERVICE_URL": server.url,
-        "TRIA_DIAGNOSTICS_TOKEN": service_env["TRIA_DIAGNOSTICS_TOKEN"],
-        **deps.env(),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(f"CHAT_{name}", value)
+    endpoints = deps.endpoints(
+        server.url,
+        diagnostics_token=service_env["TRIA_DIAGNOSTICS_TOKEN"],
+        secret_key=service_env["SECRET_KEY"],
+    )
+    for name, value in external_target_env("CHAT_", endpoints).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("CHAT_SERVICE_PID", str(server.process.pid))
     pytester.makeini(QUIET_INI)
-    pytester.makefile(".toml", tria=CHAT_TARGET)
+    pytester.makefile(".toml", tria=external_target_toml("chat", "CHAT_"))
     yield server
     server.stop()
 
@@ -297,5 +288,8 @@ def test_a_session_tria_chat_cannot_delete_is_an_error_naming_it(
     )
     assert read_verdict(pytester)["verdict"] == "FAIL"
     assert result.ret == 1
-    assert service_env["TRIA_DIAGNOSTICS_TOKEN"] not in result.stdout.str()
+    assert_no_secret(
+        {"stdout": result.stdout.str(), "stderr": result.stderr.str()},
+        {"diagnostics token": service_env["TRIA_DIAGNOSTICS_TOKEN"]},
+    )
     assert asyncio.run(_delete_session(deps.database_url, session_id)) == 1  # it was left behind

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.plugin.conftest import QUIET_INI, activate, executed, read_verdict
+from tests.reliability.secrets_canaries import assert_no_secret
 
 SHIPPED_LIKE = """
 [targets.staging]
@@ -134,7 +135,7 @@ def test_header_shows_target_provider_protection_and_stages(
             "tria-deploy: stages preflight and dependencies; gate normal; config */tria.toml",
         ]
     )
-    assert "header-pw-1" not in result.stdout.str()
+    assert_no_secret({"stdout": result.stdout.str()}, {"database password": "header-pw-1"})
 
 
 def test_ini_keys_in_pyproject(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.plugin.conftest import QUIET_INI
+from tests.reliability.secrets_canaries import assert_no_secret
 
 SECRET = "planted-Secret-4f9a1c"
+API_KEY = "opaque-key-7d2e91b"
 TARGET = """
 [targets.stage]
 service_url = "http://127.0.0.1:9"
@@ -29,7 +31,7 @@ def test_db_connects(tria_target):
 def planted(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A target whose resolved secrets are canaries the outputs are then searched for."""
     monkeypatch.setenv("PLANTED_DB_PASSWORD", SECRET)
-    monkeypatch.setenv("PLANTED_API_KEY", "opaque-key-7d2e91b")
+    monkeypatch.setenv("PLANTED_API_KEY", API_KEY)
     pytester.makeini(QUIET_INI)
     pytester.makefile(".toml", tria=TARGET)
     return pytester
@@ -47,9 +49,9 @@ def test_planted_secret_never_reaches_any_output(planted: pytest.Pytester, xdist
     terminal = result.stdout.str() + result.stderr.str()
     verdict = (pytester.path / "reports" / "verdict.json").read_text()
     junit = (pytester.path / "junit.xml").read_text()
-    for text in (terminal, verdict, junit):
-        assert SECRET not in text
-        assert "opaque-key-7d2e91b" not in text
+    texts = {"terminal": terminal, "verdict.json": verdict, "junit.xml": junit}
+    assert_no_secret(texts, {"database password": SECRET, "API key": API_KEY})
+    for text in texts.values():
         assert "postgresql://tria:***@127.0.0.1:9/tria" in text
     assert "blocked: database failed: test_03_database.py::test_db_connects: ConnectionError" in (
         verdict
@@ -89,8 +91,7 @@ def test_logs_and_warnings_are_redacted(planted: pytest.Pytester, xdist: bool) -
     result.assert_outcomes(failed=1, warnings=1)
     terminal = result.stdout.str() + result.stderr.str()
     log_file = (pytester.path / "run.log").read_text()
-    for text in (terminal, log_file):
-        assert SECRET not in text
+    assert_no_secret({"terminal": terminal, "run.log": log_file}, {"database password": SECRET})
     assert "connecting to postgresql://tria:***@127.0.0.1:9/tria" in log_file
     assert "ConnectionError: refused by postgresql://tria:***@" in log_file
     result.stdout.fnmatch_lines(
@@ -112,4 +113,4 @@ def test_secrets_of_one_run_do_not_outlive_it(planted: pytest.Pytester) -> None:
     pytester = planted
     pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
     pytester.runpytest("--tria-target=stage").assert_outcomes(passed=1)
-    assert redact("opaque-key-7d2e91b") == "opaque-key-7d2e91b"
+    assert redact(API_KEY) == API_KEY

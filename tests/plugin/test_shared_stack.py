@@ -12,6 +12,7 @@ import pytest
 from pytest_tria_deploy.provision.managed import wait_gone
 from tests.plugin.conftest import QUIET_INI, activate, read_verdict
 from tests.provision.conftest import private_state_dir
+from tests.reliability.secrets_canaries import assert_no_secret
 
 # Every test writes down what it sees: its worker, the endpoints, and the servers that run (from
 # the pid files in the run's private state dir, so no other run's servers are counted).
@@ -97,9 +98,12 @@ def test_two_workers_share_one_stack_started_once(
     )
     result.stdout.fnmatch_lines(["postgres: PostgreSQL * on 127.0.0.1:* (pid *); log */postgres-*"])
     password = seen[0]["database"].split(":")[2].split("@")[0]
-    assert password not in result.stdout.str()
+    verdict_json = (pytester.path / "reports" / "verdict.json").read_text()
+    assert_no_secret(
+        {"stdout": result.stdout.str(), "verdict.json": verdict_json},
+        {"database password": password},
+    )
     result.stdout.fnmatch_lines_random(["*gw0 saw ***", "*gw1 saw ***"])
-    assert password not in (pytester.path / "reports" / "verdict.json").read_text()
 
 
 def test_a_failed_start_is_tried_once_and_every_worker_reports_it(

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.plugin.conftest import QUIET_INI, activate, read_verdict, stage_of
+from tests.reliability.secrets_canaries import assert_no_secret
 
 TARGETS = """
 [targets.prod-eu]
@@ -233,4 +234,4 @@ def test_instance_ids_never_carry_url_credentials(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         ["*test_instance[[]127.0.0.1:9[]]", "*test_instance[[]127.0.0.2:9[]]"]
     )
-    assert "pw-in-url-1" not in result.stdout.str()
+    assert_no_secret({"collected ids": result.stdout.str()}, {"URL password": "pw-in-url-1"})

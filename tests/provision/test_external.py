@@ -4,7 +4,7 @@ dead service URL fails in the health stage, quickly and by name, and never hangs
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -13,20 +13,15 @@ from pydantic import SecretStr
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.external import ExternalProvider
 from pytest_tria_deploy.provision.managed import free_port
-from pytest_tria_deploy.provision.stack import DependencyEndpoints, LocalStack, endpoints_env
+from pytest_tria_deploy.provision.stack import (
+    DependencyEndpoints,
+    LocalStack,
+    external_target_env,
+    external_target_toml,
+)
 from pytest_tria_deploy.targets import Target
 from tests.plugin.conftest import QUIET_INI, read_verdict
-
-TRIA_TOML = """
-[targets.ext]
-service_url = "${EXT_TRIA_SERVICE_URL}"
-database_url = "${EXT_DATABASE_URL}"
-redis_url = "${EXT_REDIS_URL}"
-openai_base_url = "${EXT_OPENAI_BASE_URL}"
-openai_api_key = "${EXT_OPENAI_API_KEY}"
-chroma_url = "${EXT_CHROMA_URL}"
-diagnostics_token = "${EXT_TRIA_DIAGNOSTICS_TOKEN:-unset-token}"
-"""
+from tests.reliability.secrets_canaries import assert_no_secret
 
 SELECT_ONE = """
 async def test_select_one(pg):
@@ -70,7 +65,7 @@ async def test_liveness(service):
 
 def _suite(pytester: pytest.Pytester, database: str, health: str) -> pytest.Pytester:
     pytester.makeini(QUIET_INI)
-    pytester.makefile(".toml", tria=TRIA_TOML)
+    pytester.makefile(".toml", tria=external_target_toml("ext", "EXT_"))
     pytester.makepyfile(
         test_03_database=database,
         test_04_redis=REDIS,
@@ -82,9 +77,9 @@ def _suite(pytester: pytest.Pytester, database: str, health: str) -> pytest.Pyte
 
 
 def _point_at(monkeypatch: pytest.MonkeyPatch, endpoints: Endpoints) -> None:
-    """Export the endpoints as ``tria-deploy up`` writes them, each name prefixed with EXT_."""
-    for name, value in endpoints_env(endpoints).items():
-        monkeypatch.setenv(f"EXT_{name}", value)
+    """Export the endpoints that target ``ext`` reads."""
+    for name, value in external_target_env("EXT_", endpoints).items():
+        monkeypatch.setenv(name, value)
 
 
 def _stage_table(verdict: dict[str, Any]) -> list[tuple[str, str, int, int, int]]:
@@ -137,7 +132,7 @@ def test_the_verified_service_is_reported_without_its_credentials() -> None:
     provider = ExternalProvider()
     provider.start(target)
     service = provider.describe()["service"]
-    assert "pw-in-url" not in service
+    assert_no_secret({"described service": service}, {"URL password": "pw-in-url"})
     assert service.startswith("https://ops:***@tria.example:8443, https://tria-2.example")
 
 
@@ -165,6 +160,7 @@ def test_an_external_target_on_a_running_stack_matches_the_local_target(
 def test_a_dead_service_fails_the_health_stage_and_never_hangs(
     pytester: pytest.Pytester,
     deps: DependencyEndpoints,
+    service_env: Mapping[str, str],
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
     kind: str,
@@ -175,13 +171,10 @@ def test_a_dead_service_fails_the_health_stage_and_never_hangs(
     url = f"http://127.0.0.1:{port}"
     _point_at(
         monkeypatch,
-        Endpoints(
-            service_urls=[url],
-            database_url=deps.database_url,  # type: ignore[arg-type]
-            redis_url=deps.redis_url,  # type: ignore[arg-type]
-            openai_base_url=deps.openai_base_url,
-            openai_api_key=deps.openai_api_key,  # type: ignore[arg-type]
-            chroma_url=deps.chroma_url,
+        deps.endpoints(
+            url,
+            diagnostics_token=service_env["TRIA_DIAGNOSTICS_TOKEN"],
+            secret_key=service_env["SECRET_KEY"],
         ),
     )
     suite = _suite(pytester, SELECT_ONE, HEALTH)

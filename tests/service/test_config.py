@@ -19,6 +19,7 @@ from tria_service.config import (
 )
 from tria_service.redaction import redact, redact_event, register_secrets
 
+from tests.reliability.secrets_canaries import assert_no_secret
 from tests.service._env import REQUIRED_AND_REDIS_PORT, clear_service_env, named
 from tests.service.helpers import run_python
 
@@ -199,7 +200,7 @@ def test_secret_key_too_short(env: pytest.MonkeyPatch) -> None:
 def test_secret_key_placeholders_are_refused(env: pytest.MonkeyPatch, placeholder: str) -> None:
     problem = only_problem(env, "SECRET_KEY", placeholder)
     assert "is a placeholder" in problem
-    assert placeholder not in problem
+    assert_no_secret({"problem": problem}, {"SECRET_KEY": placeholder})
 
 
 @pytest.mark.parametrize(("value", "what"), [("0", "1..65535"), ("65536", "1..65535")])
@@ -216,8 +217,10 @@ def test_pydantic_type_errors_become_one_line_without_the_input(
         "TRIA_TIMEOUT_DATABASE: must be a number — set TRIA_TIMEOUT_DATABASE to seconds, e.g. 5",
     ]
     text = str(ConfigError(problems))
-    for leak in ("six-three-eight-zero", "fast", "input_value", "errors.pydantic.dev"):
-        assert leak not in text
+    inputs = {"REDIS_PORT": "six-three-eight-zero", "TRIA_TIMEOUT_DATABASE": "fast"}
+    assert_no_secret({"ConfigError": text}, inputs)
+    for pydantic_detail in ("input_value", "errors.pydantic.dev"):
+        assert pydantic_detail not in text
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
@@ -242,7 +245,7 @@ def test_critical_dependencies_must_name_known_ones(env: pytest.MonkeyPatch, val
     """Empty would silently disable fail-fast; unknown entries are not echoed (may be secrets)."""
     problem = only_problem(env, "TRIA_CRITICAL_DEPENDENCIES", value)
     assert "database, redis, openai, chroma, or 'none'" in problem
-    assert CANARY not in problem
+    assert_no_secret({"problem": problem}, {"canary": CANARY})
 
 
 @pytest.mark.parametrize(
@@ -334,7 +337,7 @@ def test_an_env_file_that_is_not_utf8_is_a_problem(env: pytest.MonkeyPatch, tmp_
     assert problems[0].startswith(f"TRIA_ENV_FILE: env file {bad} is not valid UTF-8 (byte ")
     assert "save it as UTF-8" in problems[0]
     assert "REDIS_PORT: must be an integer in 1..65535 — set REDIS_PORT" in problems
-    assert CANARY not in str(caught.value)
+    assert_no_secret({"ConfigError": str(caught.value)}, {"canary": CANARY})
 
 
 def test_an_env_file_that_is_a_directory_is_a_problem(
@@ -389,9 +392,10 @@ def test_no_secret_in_errors(env: pytest.MonkeyPatch) -> None:
     )
     assert len(problems) == 5
     error = ConfigError(problems)
-    for text in (str(error), repr(error), *problems):
-        assert CANARY not in text
-        assert CANARY[:10] not in text
+    texts = {"str": str(error), "repr": repr(error)} | {
+        f"problem {n}": problem for n, problem in enumerate(problems)
+    }
+    assert_no_secret(texts, {"canary": CANARY, "diagnostics token": CANARY[:10]})
 
 
 def test_pydantic_errors_never_echo_input_even_when_raised_directly(
@@ -400,8 +404,7 @@ def test_pydantic_errors_never_echo_input_even_when_raised_directly(
     set_env(env, SECRET_KEY=CANARY, REDIS_PORT=CANARY)
     with pytest.raises(ValidationError) as caught:
         Settings()  # type: ignore[call-arg]
-    assert CANARY not in str(caught.value)
-    assert CANARY not in repr(caught.value)
+    assert_no_secret({"str": str(caught.value), "repr": repr(caught.value)}, {"canary": CANARY})
 
 
 def test_no_secret_in_settings_repr_or_summary(env: pytest.MonkeyPatch) -> None:
@@ -416,10 +419,14 @@ def test_no_secret_in_settings_repr_or_summary(env: pytest.MonkeyPatch) -> None:
         TRIA_DIAGNOSTICS_TOKEN=f"{CANARY}dt",
     )
     settings = load_settings()
-    for text in (repr(settings), str(settings), str(settings.summary())):
-        assert CANARY not in text
-    for text in (settings.model_dump_json(), str(settings.model_dump())):
-        assert CANARY not in text
+    texts = {
+        "repr": repr(settings),
+        "str": str(settings),
+        "summary": str(settings.summary()),
+        "model_dump_json": settings.model_dump_json(),
+        "model_dump": str(settings.model_dump()),
+    }
+    assert_no_secret(texts, {"canary": CANARY})
     assert "chroma_url='http://vectors.internal:8000'" in repr(settings)
     assert settings.summary()["chroma"] == {
         "url": "http://vectors.internal:8000",
@@ -453,7 +460,7 @@ def test_bad_config_start_lists_problems_without_traceback(tmp_path: Path) -> No
     for var in ("DATABASE_URL", "OPENAI_API_KEY", "SECRET_KEY", "REDIS_PORT", "TRIA_TIMEOUT_REDIS"):
         assert f"  - {var}: " in done.stderr
     assert "  - TRIA_DIAGNOSTICS_TOKEN: is not set" in done.stderr
-    assert CANARY not in done.stderr + done.stdout
+    assert_no_secret({"stderr": done.stderr, "stdout": done.stdout}, {"canary": CANARY})
 
 
 def test_start_with_undecodable_env_file_names_it_without_traceback(tmp_path: Path) -> None:
@@ -473,9 +480,13 @@ def test_redact_masks_every_kind_of_secret() -> None:
         f"password={CANARY}y and plain {CANARY}z and quoted p%40ss%2Fw"
     )
     masked = redact(text, [f"{CANARY}z", "p@ss/w"])
-    assert CANARY not in masked
-    for leak in ("sk-proj-abcdefghijklmnop", "eyJhbGciOi", "p%40ss%2Fw"):
-        assert leak not in masked
+    leaks = {
+        "canary": CANARY,
+        "API key": "sk-proj-abcdefghijklmnop",
+        "bearer token": "eyJhbGciOi",
+        "registered password, percent-encoded": "p%40ss%2Fw",
+    }
+    assert_no_secret({"masked": masked}, leaks)
     assert "postgresql://tria:***@db:5432/tria" in masked
     assert "Bearer ***" in masked
 
@@ -558,7 +569,7 @@ def test_logs_are_json_and_redacted(tmp_path: Path) -> None:
     assert events[1]["p"] == "PosixPath('/tmp/***')"
     assert events[1]["t"] == ["***", 1]
     assert "RuntimeError: boom ***" in events[3]["exception"]
-    assert CANARY not in done.stderr
+    assert_no_secret({"stderr": done.stderr}, {"canary": CANARY})
 
 
 def test_orchestrator_logs_are_redacted_without_configure_logging(tmp_path: Path) -> None:
@@ -585,4 +596,4 @@ def test_orchestrator_logs_are_redacted_without_configure_logging(tmp_path: Path
     assert "startup.complete" in output
     assert "note='password=***'" in output
     assert "dsn=***" in output
-    assert planted not in output
+    assert_no_secret({"output": output}, {"database password": planted})
