@@ -26,6 +26,7 @@ from pytest_tria_deploy.provision.processes import (
 )
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
 from tests.deploy.manifests import dockerfile, load_compose
+from tests.reliability.secrets_canaries import assert_no_secret
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,9 @@ def test_redis_command_and_check_use_the_password_from_the_env(
             assert client.config_get("save") == {"save": ""}
             assert client.config_get("appendonly") == {"appendonly": "no"}
             assert _run(check, {"PATH": path, "REDIS_PASSWORD": "wrong"}) != 0
-            assert "pw-from-env-file" not in " ".join(command)
+            assert_no_secret(
+                {"the redis command": " ".join(command)}, {"REDIS_PASSWORD": "pw-from-env-file"}
+            )
         finally:
             server.terminate()
 

@@ -30,6 +30,7 @@ from pytest_tria_deploy.provision.processes import (
     state_dir,
 )
 from tests.provision.conftest import SYSTEM_PG, SYSTEM_REDIS, use_binaries
+from tests.reliability.secrets_canaries import assert_no_secret
 
 
 def _assert_stopped(server: Server) -> None:
@@ -52,7 +53,7 @@ async def test_postgres_serves_the_app_database_and_stops(
         assert server.url.startswith(
             f"postgresql://tria:{server.password}@127.0.0.1:{server.port}/"
         )
-        assert server.password not in repr(server)
+        assert_no_secret({"repr(server)": repr(server)}, {"the postgres password": server.password})
         conn = await asyncpg.connect(server.url)
         try:
             row = await conn.fetchrow(

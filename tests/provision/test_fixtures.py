@@ -14,6 +14,7 @@ import redis
 from pytest_tria_deploy.provision.fresh import FreshDeps
 from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
+from tests.reliability.secrets_canaries import assert_no_secret
 
 
 async def test_deps_answer_on_every_protocol(deps: DependencyEndpoints) -> None:
@@ -26,8 +27,10 @@ async def test_deps_answer_on_every_protocol(deps: DependencyEndpoints) -> None:
     assert heartbeat.status_code == 200
     models = openai.AsyncOpenAI(base_url=deps.openai_base_url, api_key=deps.openai_api_key)
     assert "text-embedding-3-small" in {model.id async for model in models.models.list()}
-    for secret in deps.secrets():
-        assert secret not in repr(deps)
+    assert_no_secret(
+        {"repr(deps)": repr(deps)},
+        {f"deps secret {n}": secret for n, secret in enumerate(deps.secrets())},
+    )
 
 
 def test_service_env_is_complete_and_read_only(

@@ -16,6 +16,7 @@ from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.processes import PG_BINDIR_ENV, REDIS_SERVER_ENV
 from pytest_tria_deploy.targets import BUILTIN_TARGETS
 from tests.provision.conftest import SYSTEM_PG, SYSTEM_REDIS, use_binaries
+from tests.reliability.secrets_canaries import assert_no_secret
 
 FACT = re.compile(
     r"(?P<version>.+) on 127\.0\.0\.1:(?P<port>\d+) \(pid (?P<pid>\d+)\); log (?P<log>.+)"
@@ -57,8 +58,10 @@ def test_a_full_stack_starts_reports_itself_and_stops(
             assert Path(match["log"]).parent == tmp_path
             assert Path(match["log"]).exists()
         assert re.fullmatch(r"every component ready in \d+\.\d\ds", facts["startup"])
-        for secret in endpoints.secrets():
-            assert all(secret not in fact for fact in facts.values())
+        assert_no_secret(
+            {f"describe()[{name!r}]": fact for name, fact in facts.items()},
+            {f"endpoints secret {n}": secret for n, secret in enumerate(endpoints.secrets())},
+        )
         pids = [int(match["pid"]) for match in found.values()]
         assert all(psutil.pid_exists(pid) for pid in pids)
     finally:

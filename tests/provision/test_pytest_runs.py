@@ -16,6 +16,7 @@ from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.processes import PG_BINDIR_ENV, REDIS_SERVER_ENV
 from tests.plugin.conftest import QUIET_INI, activate, read_verdict
 from tests.provision.conftest import pids_once_spawned, slow_redis
+from tests.reliability.secrets_canaries import assert_no_secret
 
 NEEDS_THE_STACK = "def test_redis_ping(redis_client):\n    pass\n"
 
@@ -64,9 +65,14 @@ def test_a_redis_that_dies_is_named_with_its_redacted_log(
     assert "ProvisionError" not in result.stdout.str()
     verdict = read_verdict(suite)
     assert verdict["verdict"] == "BLOCKED"
-    everything = result.stdout.str() + json.dumps(verdict) + (suite.path / "junit.xml").read_text()
-    assert password not in everything
-    assert "hunter2-in-log" not in everything
+    assert_no_secret(
+        {
+            "the run's output": result.stdout.str(),
+            "verdict.json": json.dumps(verdict),
+            "junit.xml": (suite.path / "junit.xml").read_text(),
+        },
+        {"the generated redis password": password, "the DSN's password": "hunter2-in-log"},
+    )
     assert not list((isolated_state / "pids").glob("*.json")), "the other components still run"
 
 

@@ -19,6 +19,7 @@ from pytest_tria_deploy.provision.managed import wait_gone
 from pytest_tria_deploy.provision.processes import ComponentStartError
 from pytest_tria_deploy.provision.stack import LocalStack, StackStartError, endpoints_env
 from tests.provision.conftest import pids_once_spawned, slow_redis
+from tests.reliability.secrets_canaries import assert_no_secret
 
 
 def _live_children() -> set[int]:
@@ -49,9 +50,10 @@ async def test_the_stack_serves_a_ready_service_and_stops_everything(tmp_path: P
         env = endpoints_env(endpoints)
         assert env["TRIA_SERVICE_URL"] == endpoints.service_urls[0]
         assert env["SECRET_KEY"] == stack.secret_key
-        for secret in endpoints.secrets():
-            assert secret not in repr(endpoints)
-            assert secret not in repr(stack)
+        assert_no_secret(
+            {"repr(endpoints)": repr(endpoints), "repr(stack)": repr(stack)},
+            {f"endpoints secret {n}": secret for n, secret in enumerate(endpoints.secrets())},
+        )
     assert all(wait_gone(pid, 5.0) for pid in pids)
     assert _live_children() <= before
 

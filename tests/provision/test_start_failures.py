@@ -21,6 +21,7 @@ from pytest_tria_deploy.provision.processes import (
     start_redis,
     start_service,
 )
+from tests.reliability.secrets_canaries import assert_no_secret
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ def test_a_program_that_is_not_redis_fails_with_its_own_words(
     assert error.component == "redis"
     assert error.cause == "exited with code 0"
     assert 'requirepass "***"' in error.log_tail
-    assert "cat-shows-this-pw" not in str(error)
+    assert_no_secret({"the start error": str(error)}, {"the password": "cat-shows-this-pw"})
 
 
 def test_early_exit_is_reported_at_once_with_a_redacted_tail(tmp_path: Path) -> None:
@@ -164,9 +165,14 @@ def test_early_exit_is_reported_at_once_with_a_redacted_tail(tmp_path: Path) -> 
     assert len(error.log_tail) == 20
     assert 'requirepass "***"' in error.log_tail
     assert error.log_tail[-1] == "fatal: cannot reach postgresql://app:***@db:5432/app"
-    for text in (str(error), repr(error), *error.log_tail):
-        assert "s3cret-redis-pw" not in text
-        assert "hunter2-secret" not in text
+    assert_no_secret(
+        {
+            "str(error)": str(error),
+            "repr(error)": repr(error),
+            **{f"log tail line {n}": line for n, line in enumerate(error.log_tail)},
+        },
+        {"the redis password": "s3cret-redis-pw", "the DSN's password": "hunter2-secret"},
+    )
     clone = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object (pytest-xdist path)
     assert str(clone) == str(error)
 

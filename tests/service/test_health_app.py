@@ -18,6 +18,7 @@ from tria_service.production.health_monitor import HealthMonitor, get_health_mon
 from tria_service.production.lifecycle_manager import LifecycleManager, get_lifecycle_manager
 from tria_service.production.startup_orchestrator import StartupOrchestrator
 
+from tests.reliability.secrets_canaries import assert_no_secret
 from tests.service.helpers import (
     CHECK_KEYS,
     HEALTH_JSON,
@@ -132,7 +133,14 @@ async def test_diagnostics_need_the_token(make_settings: Callable[..., Settings]
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert response.json() == {"detail": "unauthorized"}
-        assert token not in response.text
+    assert_no_secret(
+        {
+            "the 401 without a token": missing.text,
+            "the 401 for a wrong token": wrong.text,
+            "the 401 for Basic auth": basic.text,
+        },
+        {"TRIA_DIAGNOSTICS_TOKEN": token},
+    )
     assert right.status_code == 200
     assert "details" in right.json()
 
@@ -146,8 +154,11 @@ async def test_diagnostics_never_show_a_secret(
         response = await running.client.get("/api/v1/health/diagnostics", headers=running.auth())
     assert response.status_code == 200
     assert env["OPENAI_API_KEY"] == own.openai_api_key
-    for secret in planted_secrets(env, canaries):
-        assert secret not in response.text
+    planted = planted_secrets(env, canaries)
+    assert_no_secret(
+        {"the diagnostics body": response.text},
+        {f"planted secret {n}": secret for n, secret in enumerate(planted)},
+    )
 
 
 async def test_before_startup_only_liveness_passes() -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from pytest_tria_deploy.provision.processes import free_port, start_service
+from tests.reliability.secrets_canaries import assert_no_secret
 from tests.service.helpers import (
     CHECK_KEYS,
     HEALTH_JSON,
@@ -73,10 +74,16 @@ def test_service_serves_health_over_http_and_never_leaks_a_secret(
         assert response.headers["www-authenticate"].startswith("Bearer")
 
     assert env["OPENAI_API_KEY"] == own.openai_api_key
-    for secret in planted_secrets(env, canaries):
-        assert secret not in diagnostics.text
-        assert secret not in anonymous.text
-        assert secret not in log
+    planted = planted_secrets(env, canaries)
+    assert_no_secret(
+        {
+            "the diagnostics body": diagnostics.text,
+            "the 401 without a token": anonymous.text,
+            "the 401 for a wrong token": wrong.text,
+            "the service log": log,
+        },
+        {f"planted secret {n}": secret for n, secret in enumerate(planted)},
+    )
     lines = [line for line in log.splitlines() if line.strip()]
     assert lines
     events = [json.loads(line) for line in lines]  # every log line is one JSON object
@@ -150,7 +157,8 @@ def test_bad_configuration_lists_every_problem_and_exits_2(
 ) -> None:
     env = {
         **service_env,
-        "SECRET_KEY": "short",
+        # Too short, and distinctive: a failed start registers it for redaction process-wide.
+        "SECRET_KEY": "Xq7-too-short-key",
         "TRIA_TIMEOUT_REDIS": "-1",
         "TRIA_SHUTDOWN_DRAIN_DELAY": "soon",
     }

@@ -39,6 +39,7 @@ from tria_service.production.startup_orchestrator import (
 
 from pytest_tria_deploy.provision.processes import free_port
 from pytest_tria_deploy.provision.stack import DependencyEndpoints
+from tests.reliability.secrets_canaries import assert_no_secret
 from tests.service._env import REQUIRED_AND_REDIS_PORT, clear_service_env, named
 
 SERVICES = ["database", "redis", "openai", "chroma"]
@@ -48,6 +49,8 @@ HINT_VARS = {
     "openai": "OPENAI_BASE_URL",
     "chroma": "CHROMA_URL",
 }
+# The password point_at's URLs carry: a secret like any other, so never shown.
+UNUSED_PASSWORD = "pw-unused"
 
 
 # Collections the tests' settings name, dropped from the shared Chroma after each test.
@@ -90,8 +93,8 @@ def make_settings(deps: DependencyEndpoints, **overrides: Any) -> Settings:
 def point_at(dep: str, port: int) -> dict[str, str]:
     """Overrides sending one dependency to 127.0.0.1:port."""
     return {
-        "database": {"database_url": f"postgresql://tria:pw-unused@127.0.0.1:{port}/tria"},
-        "redis": {"redis_url": f"redis://:pw-unused@127.0.0.1:{port}/0"},
+        "database": {"database_url": f"postgresql://tria:{UNUSED_PASSWORD}@127.0.0.1:{port}/tria"},
+        "redis": {"redis_url": f"redis://:{UNUSED_PASSWORD}@127.0.0.1:{port}/0"},
         "openai": {"openai_base_url": f"http://127.0.0.1:{port}/v1"},
         "chroma": {"chroma_url": f"http://127.0.0.1:{port}"},
     }[dep]
@@ -268,8 +271,15 @@ async def test_wrong_database_password_is_an_auth_error(deps: DependencyEndpoint
         'database: authentication failed for user "tria" — check the password in DATABASE_URL'
         in str(error)
     )
-    for text in (str(error), repr(error), repr(error.results), str(error.failures)):
-        assert wrong not in text
+    assert_no_secret(
+        {
+            "str(error)": str(error),
+            "repr(error)": repr(error),
+            "repr(error.results)": repr(error.results),
+            "str(error.failures)": str(error.failures),
+        },
+        {"the wrong database password": wrong},
+    )
 
 
 async def test_wrong_redis_password_is_an_auth_error(deps: DependencyEndpoints) -> None:
@@ -280,7 +290,10 @@ async def test_wrong_redis_password_is_an_auth_error(deps: DependencyEndpoints) 
         'redis: authentication failed for user "default" — check the password in REDIS_URL'
         in str(error)
     )
-    assert wrong not in str(error) + repr(error.results)
+    assert_no_secret(
+        {"str(error)": str(error), "repr(error.results)": repr(error.results)},
+        {"the wrong redis password": wrong},
+    )
 
 
 async def test_rejected_openai_key_is_an_auth_error(fresh_deps: Any) -> None:
@@ -289,7 +302,10 @@ async def test_rejected_openai_key_is_an_auth_error(fresh_deps: Any) -> None:
     error = await failed_startup(make_settings(own, openai_api_key=wrong))
     assert "openai: authentication failed (HTTP 401): the API key was rejected — " in str(error)
     assert "check OPENAI_API_KEY" in str(error)
-    assert wrong not in str(error) + repr(error.results)
+    assert_no_secret(
+        {"str(error)": str(error), "repr(error.results)": repr(error.results)},
+        {"the rejected OPENAI_API_KEY": wrong},
+    )
 
 
 async def test_missing_model_is_named(deps: DependencyEndpoints) -> None:
@@ -430,7 +446,7 @@ async def test_clients_create_is_bounded_and_names_failures(
     assert set(caught.value.failures) == {Dependency.DATABASE, Dependency.REDIS}
     assert caught.value.failures[Dependency.DATABASE] == "timed out after 0.5s"
     text = str(caught.value)
-    assert "pw-unused" not in text
+    assert_no_secret({"the clients error": text}, {"the URLs' password": UNUSED_PASSWORD})
     # The same wording, hint included, as the probes give for the same failures.
     clients = Clients(settings)
     try:

@@ -8,6 +8,7 @@ from openai import AuthenticationError, OpenAI
 
 from pytest_tria_deploy.standins.openai import create_app
 from pytest_tria_deploy.standins.threaded import ThreadedStandin
+from tests.reliability.secrets_canaries import assert_no_secret
 
 WRONG_KEY = "sk-wrong-0000000000000000000000000"
 
@@ -29,10 +30,19 @@ def test_wrong_key_is_401_and_neither_key_is_echoed(standin: ThreadedStandin, ap
 
     error = raised.value
     assert error.code == "invalid_api_key"
-    exposed = f"{error.message} {error.body} {error.response.text} {error.response.headers}"
-    assert WRONG_KEY not in exposed
-    assert api_key not in exposed
-    assert "sk-wrong" not in exposed
+    assert_no_secret(
+        {
+            "the error message": error.message,
+            "the error body": str(error.body),
+            "the response body": error.response.text,
+            "the response headers": str(error.response.headers),
+        },
+        {
+            "the wrong key": WRONG_KEY,
+            "the configured key": api_key,
+            "the wrong key's prefix": "sk-wrong",
+        },
+    )
 
 
 def test_missing_bearer_is_401(standin: ThreadedStandin) -> None:

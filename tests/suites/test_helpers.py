@@ -211,6 +211,6 @@ def test_a_found_secret_is_named_and_never_shown() -> None:
     with pytest.raises(pytest.fail.Exception) as caught:
         assert_no_secret({"out": f"x {secret.upper()} y"}, {"the password": secret})
     assert "out: the password (plain) x1" in str(caught.value)
-    assert secret.lower() not in str(caught.value).lower()
+    assert_no_secret({"the failure message": str(caught.value)}, {"the password": secret})
     with pytest.raises(pytest.fail.Exception):  # a short one is looked for as it is
         assert_no_secret({"out": "pw=Opt7Canary"}, {"the canary": "Opt7Canary"})
