@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: load loops, percentiles, a stack, served apps, tables.
+"""What the benchmark scripts share: load loops, a stack, served apps, tables.
 
 Every server binds 127.0.0.1 and every loop ends by its deadline, so a benchmark is bounded in
 time whatever the machine does.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from tria_service.production.startup_orchestrator import StartupOrchestrator
 
+from pytest_tria_deploy.helpers import percentile
 from pytest_tria_deploy.provision.http_apps import python_env, secrets_in_env
 from pytest_tria_deploy.provision.managed import Launch, claim_port
 from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT
@@ -46,16 +46,9 @@ class LoadResult:
         return len(self.latencies) / self.seconds
 
     def percentile_ms(self, q: int) -> float:
+        if not self.latencies:
+            raise ValueError("no samples: the load run completed no call")
         return percentile(self.latencies, q) * 1000.0
-
-
-def percentile(samples: list[float], q: int) -> float:
-    """The q-th percentile (1..99) of samples; one sample stands for every percentile."""
-    if not samples:
-        raise ValueError("no samples: the load run completed no call")
-    if len(samples) == 1:
-        return samples[0]
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
 
 
 async def hammer(
