@@ -34,6 +34,7 @@ from allure_commons import model2 as allure_model
 
 from pytest_tria_deploy.redact import close_scope, open_scope, register_secrets
 from pytest_tria_deploy.report.allure_scrub import AllureScrubber
+from pytest_tria_deploy.stages import BUILTIN_STAGES
 from tests.plugin.conftest import read_verdict
 from tests.reliability.secrets_canaries import (
     make_canary,
@@ -88,16 +89,7 @@ async def test_database_url_logs_in(logged_in):
     """DATABASE_URL's own credentials log in."""
     assert await logged_in.fetchval("SELECT 1") == 1
 '''
-STAGES = (
-    "preflight",
-    "environment",
-    "database",
-    "redis",
-    "external",
-    "components",
-    "health",
-    "smoke",
-)
+STAGES = tuple(stage.name for stage in BUILTIN_STAGES)
 # What the ``wrong`` target must show: its failures really ran, and blocked what depends on them.
 WRONG_TARGET = {
     "preflight": "PASS",
