@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -108,14 +109,20 @@ def with_password(url: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@{host}"))
 
 
+def seed_redis_baseline(suite: pytest.Pytester, *, p50_ms: float, p99_ms: float) -> Path:
+    """An earlier run's Redis baseline for the local target, as the suites store it."""
+    earlier = {"p50_ms": p50_ms, "p99_ms": p99_ms, "samples": 100, "measured_at": "earlier"}
+    baselines = suite.path / "reports" / "baselines.json"
+    baselines.parent.mkdir()
+    baselines.write_text(json.dumps({"targets": {"local": {"redis": earlier}}}))
+    return baselines
+
+
 def test_the_first_half_passes_on_the_local_target_and_records_what_it_measured(
     suite: pytest.Pytester,
 ) -> None:
     suite.makefile(".toml", tria="")
-    earlier = {"p50_ms": 0.5, "p99_ms": 1000.0, "samples": 100, "measured_at": "earlier"}
-    baselines = suite.path / "reports" / "baselines.json"
-    baselines.parent.mkdir()
-    baselines.write_text(json.dumps({"targets": {"local": {"redis": earlier}}}))
+    baselines = seed_redis_baseline(suite, p50_ms=0.5, p99_ms=1000.0)
 
     result, verdict, _ = run(suite)
 
@@ -142,10 +149,7 @@ def test_a_redis_p99_over_twice_the_last_runs_makes_the_redis_stage_warn_naming_
 ) -> None:
     """A stored p99 of 0.001 ms: any real Redis is more than 2x that, however fast."""
     suite.makefile(".toml", tria="")
-    earlier = {"p50_ms": 0.001, "p99_ms": 0.001, "samples": 100, "measured_at": "earlier"}
-    baselines = suite.path / "reports" / "baselines.json"
-    baselines.parent.mkdir()
-    baselines.write_text(json.dumps({"targets": {"local": {"redis": earlier}}}))
+    seed_redis_baseline(suite, p50_ms=0.001, p99_ms=0.001)
 
     result, verdict, _ = run(suite, "-m", "redis")
 
