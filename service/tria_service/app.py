@@ -77,7 +77,6 @@ def create_app(
                 pool_stats=lambda: pool_stats(clients),
             )
             lifecycle.register("health-monitor", monitor.stop)
-            declare_message_limit(app, orch.settings.tria_chat_max_message_chars)
             components = ChatComponents.build(orch.settings, clients)
             await components.start(results, monitor, lifecycle)
             app.state.chat = components
@@ -95,6 +94,7 @@ def create_app(
     app.state.metrics = metrics
     app.include_router(health_router)
     app.include_router(chat_router)
+    declare_message_limit(app)
     for error, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.add_middleware(DrainGate, lifecycle=lifecycle, exempt=HEALTH_PATHS)

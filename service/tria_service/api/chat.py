@@ -46,6 +46,7 @@ from tria_service.chat.errors import (
 from tria_service.chat.intents import Intent
 from tria_service.chat.rate_limit import RateDecision
 from tria_service.chat.sessions import StoredMessage
+from tria_service.config import Settings
 
 ADMIN_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tria-admin"'}
 SYNTHETIC_HEADER = "X-Tria-Synthetic"
@@ -222,18 +223,20 @@ class Utf8JsonRoute(APIRoute):
         return utf8_json
 
 
-def declare_message_limit(app: FastAPI, limit: int) -> None:
+def declare_message_limit(app: FastAPI) -> None:
     """Put the app's TRIA_CHAT_MAX_MESSAGE_CHARS into its schema as the message's maxLength.
 
-    One router serves every app, so the model cannot carry a per-app limit; the app's lifespan
-    calls this once its settings are known.
+    One router serves every app, so the model cannot carry a per-app limit; the schema reads it
+    from the app's settings (set at creation or, once loaded, by the lifespan) when generated.
     """
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = generate()
-        body = schema["components"]["schemas"][ChatRequestBody.__name__]
-        body["properties"]["message"]["maxLength"] = limit
+        settings: Settings | None = app.state.settings
+        if settings is not None:
+            body = schema["components"]["schemas"][ChatRequestBody.__name__]
+            body["properties"]["message"]["maxLength"] = settings.tria_chat_max_message_chars
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
