@@ -19,6 +19,7 @@ OPTIONS = (
     "tria_gate",
     "tria_report_dir",
     "tria_allow_destructive",
+    "tria_no_default_reports",
 )
 INI_KEYS = OPTIONS  # every option has an ini key of the same name
 CONFIG_FILE = "tria.toml"
@@ -30,7 +31,7 @@ INACTIVE_MARKER = (
 )
 
 
-BOOL_KEYS = ("tria_no_deps", "tria_allow_destructive")
+BOOL_KEYS = ("tria_no_deps", "tria_allow_destructive", "tria_no_default_reports")
 
 
 def read_ini(config: pytest.Config, key: str) -> Any:

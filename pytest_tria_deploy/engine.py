@@ -7,7 +7,7 @@ run's state at hand without globals. ``start`` is what plugin.py calls once a ru
 from __future__ import annotations
 
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import pytest
 
@@ -17,8 +17,11 @@ from pytest_tria_deploy.outcomes import ItemInfo, annotate, cap
 from pytest_tria_deploy.provision.base import ProvisionError
 from pytest_tria_deploy.provision.registry import provider_for
 from pytest_tria_deploy.redact import close_scope, open_scope, redact
-from pytest_tria_deploy.report import allure_scrub, scrub, streams
+from pytest_tria_deploy.report import allure_scrub, allure_warnings, defaults, scrub, streams
+from pytest_tria_deploy.report.allure_files import AllureFiles, results_dir
+from pytest_tria_deploy.report.junit import JUnitSuiteProperties
 from pytest_tria_deploy.report.provided import ProvidedFacts
+from pytest_tria_deploy.report.run_files import RunFiles
 from pytest_tria_deploy.report.terminal import write_usage_errors, write_verdict_table
 from pytest_tria_deploy.report.verdict import VERDICT_FILE, build_verdict, write_verdict
 from pytest_tria_deploy.runstate import BLOCKED, PROBLEM, RUN, WARNINGS, TriaRun
@@ -41,10 +44,14 @@ def start(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{stage.name}: tria-deploy stage: {about}")
     run = TriaRun(settings, Gate(settings), secrets)
     config.stash[RUN] = run
+    defaults.apply(config, settings)
     if not hasattr(config, "workerinput"):
         # A verdict left by an earlier run must never pass for this run's.
         (settings.report_dir / VERDICT_FILE).unlink(missing_ok=True)
     config.pluginmanager.register(fixtures, "tria_deploy.fixtures")
+    config.pluginmanager.register(RunFiles(), "tria_deploy.run_files")
+    config.pluginmanager.register(AllureFiles(), "tria_deploy.allure_files")
+    config.pluginmanager.register(JUnitSuiteProperties(), "tria_deploy.junit")
     config.pluginmanager.register(TriaEngine(config, run), "tria_deploy.engine")
 
 
@@ -62,6 +69,11 @@ class TriaEngine:
         self.unregister_allure = (
             allure_scrub.register() if config.pluginmanager.hasplugin("allure_pytest") else None
         )
+        # A passing test's warnings become its Allure status details (for categories.json).
+        self.warning_details: allure_warnings.WarningDetails | None = None
+        self.unregister_warnings: Callable[[], None] | None = None
+        if results_dir(config) is not None:
+            self.warning_details, self.unregister_warnings = allure_warnings.register()
 
     def pytest_report_header(self) -> list[str]:
         lines = []
@@ -188,6 +200,9 @@ class TriaEngine:
                 provision=provision,
                 warnings=item.stash.get(WARNINGS, []),
             )
+        if self.warning_details is not None and report.when == "teardown":
+            noted: list[str] = item.stash.get(WARNINGS, [])
+            self.warning_details.note(noted)
         problem = item.stash.get(PROBLEM, None)
         if problem is not None and report.when == "setup":
             report.tria_usage = problem  # type: ignore[attr-defined]
@@ -213,7 +228,11 @@ class TriaEngine:
         if outcome is not None:
             self.run.record(outcome)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """First, so the verdict hook's implementations run before the writers of other reports
+        (pytest's JUnit XML takes the verdict's facts as testsuite properties) and every later
+        session-finish hook sees the exit status the verdict decided."""
         if self.is_worker:
             return
         run = self.run
@@ -253,6 +272,8 @@ class TriaEngine:
     def pytest_unconfigure(self) -> None:
         if self.unregister_allure is not None:
             self.unregister_allure()
+        if self.unregister_warnings is not None:
+            self.unregister_warnings()
         close_scope(self.run.secrets)
 
 

@@ -27,6 +27,8 @@ DIAGNOSTICS = "/api/v1/health/diagnostics"
 # What the ``tria_record`` and ``tria_warn`` fixtures are, for a suite's type hints.
 Record = Callable[[str, float | str, str], None]
 Warn = Callable[[str], None]
+# Properties under this prefix are budget comparisons recorded by ``warn_over_budget``.
+BUDGET_PREFIX = "budget."
 
 
 @dataclass(frozen=True)
@@ -204,11 +206,27 @@ def timed_out(seconds: float) -> str:
 
 
 def warn_over_budget(
-    warn: Callable[[str], None], what: str, budget: str, budget_ms: float, measured_ms: float
+    warn: Warn,
+    what: str,
+    budget: str,
+    budget_ms: float,
+    measured_ms: float,
+    *,
+    record: Record,
 ) -> None:
     """A latency over its budget is a warning, not a failure: the dependency works, only slower
-    than the target wants. The warning names the budget and both figures."""
-    if measured_ms > budget_ms:
+    than the target wants. The warning names the budget and both figures.
+
+    Every comparison, within the budget or over it, is also recorded as the properties
+    ``budget.<budget>.measured_ms``, ``.limit_ms`` and ``.check`` (``what``): the run's summary
+    reads them to show each budget against what was measured, with no mapping kept by hand.
+    Check a budget once per test: a second check of it in the same test replaces the first's.
+    """
+    measured = round(measured_ms, 3)
+    record(f"{BUDGET_PREFIX}{budget}.measured_ms", measured, "ms")
+    record(f"{BUDGET_PREFIX}{budget}.limit_ms", budget_ms, "ms")
+    record(f"{BUDGET_PREFIX}{budget}.check", what, "")
+    if measured > budget_ms:
         warn(
             f"{what} is over the {budget} budget: budget {budget_ms:g} ms, "
             f"measured {measured_ms:.1f} ms"

@@ -70,7 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--tria-report-dir",
         metavar="PATH",
-        help="where verdict.json goes (default: reports/). ini: tria_report_dir",
+        help="where the reports go: verdict.json, junit.xml, allure-results/ and the rest "
+        "(default: reports/). ini: tria_report_dir",
     )
     group.addoption(
         "--tria-allow-destructive",
@@ -79,15 +80,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run @pytest.mark.destructive tests on protected targets too. "
         "ini: tria_allow_destructive",
     )
+    group.addoption(
+        "--tria-no-default-reports",
+        action="store_true",
+        default=None,
+        help="write no Allure results (<report dir>/allure-results) or JUnit XML "
+        "(<report dir>/junit.xml) unless asked with --alluredir / --junitxml; verdict.json is "
+        "always written. ini: tria_no_default_reports",
+    )
     # Defaults are None so that "set" can be told from "unset" (activation, option-vs-ini).
     parser.addini("tria_target", "targets to verify (default: local)", "args", None)
     parser.addini("tria_config", "targets file (default: tria.toml)", "string", None)
     parser.addini("tria_stage", "stages to run (with their dependencies)", "args", None)
     parser.addini("tria_no_deps", "trust the dependencies of tria_stage", "bool", None)
     parser.addini("tria_gate", "strict, normal (default) or off", "string", None)
-    parser.addini("tria_report_dir", "where verdict.json goes (default: reports)", "string", None)
+    parser.addini("tria_report_dir", "where the reports go (default: reports)", "string", None)
     parser.addini(
         "tria_allow_destructive", "run destructive tests on protected targets", "bool", None
+    )
+    parser.addini(
+        "tria_no_default_reports",
+        "no Allure results or JUnit XML in the report dir unless asked for",
+        "bool",
+        None,
     )
 
 

@@ -50,6 +50,7 @@ class TriaSettings:
     report_dir: Path
     allow_destructive: bool
     config_source: str
+    no_default_reports: bool = False
 
     @property
     def target_names(self) -> list[str]:
@@ -159,6 +160,7 @@ def load_settings(config: pytest.Config, hook_stages: Iterable[Stage]) -> TriaSe
         report_dir=report_dir,
         allow_destructive=bool(_setting(config, "tria_allow_destructive").value),
         config_source=loaded.source,
+        no_default_reports=bool(_setting(config, "tria_no_default_reports").value),
     )
 
 

@@ -228,6 +228,7 @@ async def test_connection_latency(
             "database_connect_ms",
             tria_budget.database_connect_ms,
             connects.p50_ms,
+            record=tria_record,
         )
     with allure.step(f"queries: {QUERY_ROUNDS} SELECT 1 on one connection"):
         with postgres_call(tria_endpoints, tria_timeouts.request):
@@ -241,6 +242,7 @@ async def test_connection_latency(
             "database_p99_ms",
             tria_budget.database_p99_ms,
             queries.p99_ms,
+            record=tria_record,
         )
     attach_json("database latency", {"connect": connects.summary(), "select_1": queries.summary()})
 

@@ -137,6 +137,7 @@ async def test_latency_baseline(
             "redis_p99_ms",
             tria_budget.redis_p99_ms,
             latency.p99_ms,
+            record=tria_record,
         )
 
 

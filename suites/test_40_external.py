@@ -123,7 +123,12 @@ async def test_openai_completion(
     assert completion.choices, "OpenAI: a completion with no choices"
     assert completion.choices[0].message.content, "OpenAI: an empty completion"
     warn_over_budget(
-        tria_warn, "OpenAI: a tiny completion", "openai_ms", tria_budget.openai_ms, took.ms
+        tria_warn,
+        "OpenAI: a tiny completion",
+        "openai_ms",
+        tria_budget.openai_ms,
+        took.ms,
+        record=tria_record,
     )
 
 
@@ -144,7 +149,12 @@ async def test_openai_embedding(
     assert embedding.data, "OpenAI: an embedding answer with no data"
     assert embedding.data[0].embedding, "OpenAI: an empty embedding"
     warn_over_budget(
-        tria_warn, "OpenAI: a tiny embedding", "openai_ms", tria_budget.openai_ms, took.ms
+        tria_warn,
+        "OpenAI: a tiny embedding",
+        "openai_ms",
+        tria_budget.openai_ms,
+        took.ms,
+        record=tria_record,
     )
 
 
@@ -162,7 +172,12 @@ async def test_chroma_heartbeat(
     tria_record("chroma_heartbeat_ms", round(took.ms, 1), "ms")
     assert answer.status_code == 200, f"Chroma: heartbeat answered {answer.status_code}"
     warn_over_budget(
-        tria_warn, "Chroma: the heartbeat", "chroma_ms", tria_budget.chroma_ms, took.ms
+        tria_warn,
+        "Chroma: the heartbeat",
+        "chroma_ms",
+        tria_budget.chroma_ms,
+        took.ms,
+        record=tria_record,
     )
 
 

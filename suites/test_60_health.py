@@ -27,6 +27,8 @@ HEALTH_JSON = "application/health+json"
 LIVENESS = "/health"
 STARTUP = "/api/v1/health/startup"
 READINESS = "/api/v1/health/readiness"
+# What readiness says of the release (health+json) -> the property recorded for it.
+RELEASE_FIELDS = {"service.version": "version", "service.release": "releaseId"}
 
 
 def bearer(endpoints: Endpoints) -> dict[str, str]:
@@ -56,7 +58,9 @@ async def test_health_endpoint(
         answer = await service.get(LIVENESS)
     tria_record("liveness_ms", round(took.ms, 1), "ms")
     assert answer.status_code == 200, f"liveness answered {answer.status_code}: {answer.text}"
-    warn_over_budget(tria_warn, "liveness", "liveness_ms", tria_budget.liveness_ms, took.ms)
+    warn_over_budget(
+        tria_warn, "liveness", "liveness_ms", tria_budget.liveness_ms, took.ms, record=tria_record
+    )
 
 
 async def test_readiness(
@@ -67,7 +71,9 @@ async def test_readiness(
     with stopwatch() as took:
         answer = await service.get(READINESS)
     tria_record("readiness_ms", round(took.ms, 1), "ms")
-    attach_json("readiness", {"status_code": answer.status_code, "body": _body(answer)})
+    body = _body(answer)
+    attach_json("readiness", {"status_code": answer.status_code, "body": body})
+    _record_release(body, tria_record)
     assert answer.status_code == 200, f"readiness answered {answer.status_code}: {answer.text}"
     checks = [(key, entry) for key, entries in answer.json()["checks"].items() for entry in entries]
     failing = [f"{key}: {entry['output']}" for key, entry in checks if entry["status"] == "fail"]
@@ -75,7 +81,14 @@ async def test_readiness(
     for key, entry in checks:
         if entry["status"] != "pass":
             tria_warn(f"readiness: {key} is {entry['status']}: {entry['output']}")
-    warn_over_budget(tria_warn, "readiness", "readiness_ms", tria_budget.readiness_ms, took.ms)
+    warn_over_budget(
+        tria_warn,
+        "readiness",
+        "readiness_ms",
+        tria_budget.readiness_ms,
+        took.ms,
+        record=tria_record,
+    )
 
 
 async def test_startup_probe(bodies: dict[str, httpx.Response]) -> None:
@@ -155,6 +168,17 @@ async def test_health_content_type(bodies: dict[str, httpx.Response]) -> None:
         if answer.headers.get("content-type", "").split(";")[0].strip() != HEALTH_JSON
     }
     assert not wrong, f"not {HEALTH_JSON}: {wrong}"
+
+
+def _record_release(body: Any, tria_record: Record) -> None:
+    """The service's version and release as readiness states them (also on a 503), so the
+    reports say which release was verified (Allure's environment.properties reads them)."""
+    if not isinstance(body, dict):
+        return
+    for name, key in RELEASE_FIELDS.items():
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            tria_record(name, redact(value), "")
 
 
 def _body(answer: httpx.Response) -> Any:

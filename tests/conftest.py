@@ -20,12 +20,38 @@ import httpcore  # noqa: F401
 import httpcore2  # noqa: F401
 import pytest
 
+from pytest_tria_deploy.activation import read_ini
 from pytest_tria_deploy.provision.fresh import FreshDeps
 from pytest_tria_deploy.provision.processes import ServiceServer, start_service
 from pytest_tria_deploy.provision.stack import DependencyEndpoints, LocalStack
 
 pytest_plugins = ("pytester",)
 __all__ = ["FreshDeps"]  # tests annotate ``fresh_deps: FreshDeps``
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The project's own tests write no default reports (``--tria-no-default-reports``), unless
+    the option or its ini key says otherwise.
+
+    The repo root holds tria.toml, so ``pytest tests`` is an active tria run, and would write
+    reports/allure-results and reports/junit.xml over the gate's (``pytest && pytest tests``
+    runs both). Worse, allure-commons keeps its listeners in one process-wide plugin manager:
+    every pytester run in this process would also report its tests into this run's results.
+    This conftest's ``tryfirst`` runs before the plugin's (conftests register after entry-point
+    plugins); pytester's runs do not load it, so they still get the defaults they test.
+    """
+    if getattr(config.option, "tria_no_default_reports", False) is None and (
+        read_ini(config, "tria_no_default_reports") is None
+    ):
+        config.option.tria_no_default_reports = True
+
+
+@pytest.fixture(autouse=True)
+def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under GitHub Actions, every pytester gate run would append its summary to the real job
+    summary; tests that exercise it set GITHUB_STEP_SUMMARY themselves."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 @pytest.fixture(scope="session")

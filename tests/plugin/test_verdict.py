@@ -90,5 +90,5 @@ def test_no_staged_tests_no_verdict(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
-    assert not (pytester.path / "reports").exists()
+    assert not (pytester.path / "reports" / "verdict.json").exists()
     assert "VERDICT" not in result.stdout.str()
