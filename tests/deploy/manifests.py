@@ -6,6 +6,7 @@ import fnmatch
 import json
 import re
 import shlex
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +137,156 @@ def dockerignored(path: str) -> bool:
         if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
             ignored = not include
     return ignored
+
+
+# --- Kubernetes (deploy/k8s) ------------------------------------------------------------------
+
+K8S = DEPLOY / "k8s"
+KUSTOMIZATION = "kustomization.yaml"
+# Shipped to copy from, never applied: every value is a placeholder.
+K8S_EXAMPLES = {K8S / "secret.example.yaml"}
+WRITE_AUDIT = Path(__file__).resolve().parent / "write_audit"
+
+
+def k8s_files() -> list[Path]:
+    """Every YAML file under deploy/k8s, kustomizations included."""
+    return sorted(K8S.rglob("*.yaml"))
+
+
+def k8s_objects() -> dict[tuple[str, str], dict[str, Any]]:
+    """The Kubernetes objects of deploy/k8s (not the kustomizations), keyed by (kind, name)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in k8s_files():
+        if path.name == KUSTOMIZATION:
+            continue
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            key = (document["kind"], document["metadata"]["name"])
+            assert key not in found, f"{key} is defined twice"
+            found[key] = document
+    return found
+
+
+def kustomization(directory: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((directory / KUSTOMIZATION).read_text(encoding="utf-8"))
+    return data
+
+
+def k8s_schema_problems(document: Mapping[str, Any]) -> list[str]:
+    """What the Kubernetes API would reject in ``document``'s shape (unknown or misspelt fields,
+    wrong types, missing required fields), checked offline against the models of the official
+    ``kubernetes`` client (pydantic, ``extra="forbid"``, strict strings)."""
+    from kubernetes.client import models
+    from pydantic import ValidationError
+
+    version = str(document["apiVersion"]).rsplit("/", 1)[-1]
+    model = getattr(models, f"{version.capitalize()}{document['kind']}", None)
+    if model is None:
+        return [f"no Kubernetes model for {document['apiVersion']} {document['kind']}"]
+    try:
+        model.model_validate(document)
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+    return []
+
+
+def serves(path: str, method: str = "GET") -> bool:
+    """Whether the service's app has a route for ``method path`` (built, not started)."""
+    from starlette.routing import Match
+    from tria_service.app import create_app
+
+    scope = {"type": "http", "path": path, "method": method, "root_path": "", "headers": []}
+    return any(route.matches(scope)[0] is Match.FULL for route in create_app().router.routes)
+
+
+def pod_environment(
+    container: Mapping[str, Any],
+    config_maps: Mapping[str, Mapping[str, str]],
+    secrets: Mapping[str, Mapping[str, str]],
+) -> dict[str, str]:
+    """What the kubelet puts in a container's environment: ``envFrom`` sources first, then
+    ``env`` entries (which win); a missing key that is not ``optional`` keeps the pod from
+    starting, so it raises here."""
+    whole = {"configMapRef": config_maps, "secretRef": secrets}
+    by_key = {"configMapKeyRef": config_maps, "secretKeyRef": secrets}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        ((kind, ref),) = source.items()
+        env.update(whole[kind][ref["name"]])
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+            continue
+        ((kind, ref),) = entry["valueFrom"].items()
+        data = by_key[kind].get(ref["name"], {})
+        if ref["key"] in data:
+            env[entry["name"]] = data[ref["key"]]
+        elif not ref.get("optional", False):
+            raise KeyError(f"{entry['name']}: {kind} {ref['name']} has no key {ref['key']}")
+    return env
+
+
+_TOML_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<default>:-[^}]*)?\}")
+
+
+def target_references(name: str) -> tuple[set[str], set[str]]:
+    """The variables ``[targets.NAME]`` of the repository's tria.toml reads: (without a
+    default, with one)."""
+    table = tomllib.loads((REPO / "tria.toml").read_text(encoding="utf-8"))["targets"][name]
+    required: set[str] = set()
+    optional: set[str] = set()
+    for match in _TOML_REFERENCE.finditer(json.dumps(table)):
+        (optional if match["default"] else required).add(match["name"])
+    return required, optional
+
+
+# --- commands the manifests run ---------------------------------------------------------------
+
+
+def cli_options(command: str) -> set[str]:
+    """The options ``tria-deploy COMMAND`` accepts, read from the CLI itself (the click model
+    typer builds; typer vendors its own click, so it is read by attribute)."""
+    import typer.core
+    import typer.main
+
+    from pytest_tria_deploy.cli import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    options = {"--help"}
+    for param in group.commands[command].params:
+        if param.param_type_name == "option":
+            options |= {*param.opts, *param.secondary_opts}
+    return options
+
+
+def pytest_options(rootdir: Path = REPO) -> set[str]:
+    """The options ``pytest --help`` lists when run at ``rootdir`` (plugins and conftests
+    loaded): the first column of each option line, e.g. ``-n numprocesses, --numprocesses=...``."""
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"],
+        cwd=rootdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    options: set[str] = set()
+    for line in listed.splitlines():
+        if not line.startswith("  -") or line.startswith("   "):
+            continue
+        column = re.split(r"\s{2,}", line.strip())[0]
+        for spelling in column.split(", "):
+            options.add(re.split(r"[ =]", spelling, maxsplit=1)[0])
+    return options
+
+
+def option_words(words: list[str]) -> list[str]:
+    """The option names among command-line ``words`` (``--x=1`` gives ``--x``); ``-abc`` short
+    clusters are not split."""
+    return [w.split("=", 1)[0] for w in words if w.startswith("-") and w != "-"]

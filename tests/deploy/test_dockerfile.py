@@ -125,7 +125,7 @@ def test_the_articles_are_root_s_and_readable_by_the_service_s_group_only(
     assert (REPO / source).is_dir()
     workdir = next(i.args for i in reversed(build_stage) if i.keyword == "WORKDIR")
     assert runtime_copy[2] == f"{workdir}/{destination.removeprefix('./')}"
-    (chmod,) = [i.args for i in build_stage if i.keyword == "RUN" and "chmod" in i.args]
+    (chmod,) = [i.args for i in build_stage if i.keyword == "RUN" and "knowledge" in i.args]
     assert chmod.split()[-1] == destination.removeprefix("./")
     shutil.copytree(REPO / source, tmp_path / destination)
     subprocess.run(["sh", "-c", chmod], cwd=tmp_path, check=True)
@@ -137,11 +137,46 @@ def test_the_articles_are_root_s_and_readable_by_the_service_s_group_only(
         assert mode & 0o070 == (0o050 if path.is_dir() else 0o040), f"{path.name}: {oct(mode)}"
 
 
+def test_the_gate_s_suites_and_targets_are_in_app_readable_and_unchangeable_by_the_service(
+    instructions: list[Instruction], tmp_path: Path
+) -> None:
+    """The k8s gate Job runs `tria-deploy verify` from the runtime's WORKDIR: suites/ and
+    tria.toml are there, copied from the build stage, whose chmod (run here on a copy whose
+    modes are as closed as a strict umask leaves them) opens them to reading and nothing else."""
+    runtime = _runtime(instructions)
+    workdir = [i.args for i in runtime if i.keyword == "WORKDIR"][-1]
+    build_stage = [i for i in instructions if i.stage == 0]
+    build_dir = next(i.args for i in reversed(build_stage) if i.keyword == "WORKDIR")
+    copies = [shlex.split(i.args) for i in runtime if i.keyword == "COPY"]
+    for name in ("suites", "tria.toml"):
+        (copy,) = [words for words in copies if words[-1] == f"./{name}"]
+        assert copy[:-1] == ["--from=build", f"{build_dir}/{name}"]  # root-owned, no --chown
+        assert f"{workdir}/{name}" == f"/app/{name}"
+    (chmod,) = [i.args for i in build_stage if i.keyword == "RUN" and "suites" in i.args]
+    shutil.copytree(REPO / "suites", tmp_path / "suites", ignore=shutil.ignore_patterns("__py*"))
+    shutil.copy2(REPO / "tria.toml", tmp_path / "tria.toml")
+    tree = [tmp_path / "tria.toml", tmp_path / "suites", *(tmp_path / "suites").rglob("*")]
+    for path in tree:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    subprocess.run(["sh", "-c", chmod], cwd=tmp_path, check=True)
+    assert any(path.name == "conftest.py" for path in tree)
+    for path in tree:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        expected = 0o755 if path.is_dir() else 0o644
+        assert mode == expected, f"{path.name}: {oct(mode)}"
+
+
 def test_every_copied_path_exists_and_survives_dockerignore(
     instructions: list[Instruction],
 ) -> None:
     sources = copy_sources(instructions)
-    assert {"pytest_tria_deploy", "service/tria_service", "service/knowledge"} <= set(sources)
+    assert {
+        "pytest_tria_deploy",
+        "service/tria_service",
+        "service/knowledge",
+        "suites",
+        "tria.toml",
+    } <= set(sources)
     for source in sources:
         assert (REPO / source).exists(), source
         assert not dockerignored(source), f"{source} is copied but .dockerignore drops it"
@@ -151,7 +186,8 @@ def test_every_copied_path_exists_and_survives_dockerignore(
 @pytest.mark.parametrize(
     "path",
     [".env", ".env.docker", ".venv/bin/python", ".git/config", "reports/verdict.json", "tests",
-     "pytest_tria_deploy/__pycache__/plugin.cpython-311.pyc"],
+     "pytest_tria_deploy/__pycache__/plugin.cpython-311.pyc",
+     "suites/__pycache__/conftest.cpython-311-pytest-9.0.0.pyc"],
 )  # fmt: skip
 def test_dockerignore_keeps_secrets_and_clutter_out(path: str) -> None:
     assert dockerignored(path)
