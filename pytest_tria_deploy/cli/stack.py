@@ -1,4 +1,4 @@
-"""``tria-deploy``: a throwaway local Tria stack (``up``, ``down``) and the service (``serve``)."""
+"""``tria-deploy up``/``down``: a throwaway local Tria stack; ``serve``: the service itself."""
 
 from __future__ import annotations
 
@@ -30,11 +30,6 @@ from pytest_tria_deploy.provision.managed import (
 )
 from pytest_tria_deploy.provision.stack import LocalStack, endpoints_env
 
-app = typer.Typer(
-    help="Tria Deploy: local stacks for verifying a Tria deployment.",
-    no_args_is_help=True,
-    add_completion=False,
-)
 console = Console(stderr=True)
 
 
@@ -138,11 +133,23 @@ SERVE_HELP = (
     "Run the Tria service under uvicorn, configured from the environment and the env file."
     "\n\nThe same as `python -m tria_service`: TRIA_HOST and TRIA_PORT say where it listens, "
     "and a bad configuration or an unhealthy critical dependency exits non-zero with every "
-    "problem named."
+    "problem named. The env file is .env, or the one TRIA_ENV_FILE names. On SIGTERM readiness "
+    "fails at once, and in-flight work finishes before it exits."
+    "\n\nExit status: 0 after a clean shutdown, 1 startup refused (a critical dependency failed), "
+    "2 bad configuration, 130 interrupted."
+)
+DOWN_HELP = (
+    "Stop a stack left running by `tria-deploy up` (and any orphaned servers of a crashed run)."
+    "\n\nIt asks the `up` process to stop, waits --timeout seconds, then kills it; servers a "
+    "crashed run left behind are stopped too, and a stale env file is removed."
+    "\n\nExit status: 0 (also when nothing was running)."
+)
+UP_EPILOG = (
+    "Example: `tria-deploy up --env-file .env.local` and leave it running; "
+    "`tria-deploy down` in another shell stops it."
 )
 
 
-@app.command(help=UP_HELP)
 def up(
     env_file: Annotated[
         Path | None,
@@ -196,13 +203,11 @@ def up(
         raise typer.Exit(130)
 
 
-@app.command()
 def down(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a graceful stop before killing.")
     ] = 60.0,
 ) -> None:
-    """Stop a stack left running by `tria-deploy up` (and any orphaned servers of a crashed run)."""
     state = _read_state()
     if state is not None and owner_alive(state):
         pid = int(str(state["owner_pid"]))
@@ -230,8 +235,14 @@ def down(
     console.print("[green]down[/green]")
 
 
-@app.command(help=SERVE_HELP)
 def serve() -> None:
     from tria_service.__main__ import main  # the service is imported only by this command
 
     raise typer.Exit(main())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``up``, ``down`` and ``serve`` to the ``tria-deploy`` app."""
+    app.command(help=UP_HELP, epilog=UP_EPILOG)(up)
+    app.command(help=DOWN_HELP)(down)
+    app.command(help=SERVE_HELP)(serve)

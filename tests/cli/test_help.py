@@ -1,0 +1,55 @@
+"""Every command's ``--help`` names every option it has and its exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import typer.main
+
+from pytest_tria_deploy.cli import app
+from tests.cli.conftest import clean_env, tria_deploy
+
+COMMANDS: dict[str, click.Command] = dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+WIDE = clean_env({"COLUMNS": "200"})
+
+
+def test_the_commands_are_all_there() -> None:
+    assert list(COMMANDS) == ["verify", "report", "targets", "up", "down", "serve"]
+
+
+def test_top_level_help_lists_every_command_in_one_line(tmp_path: Path) -> None:
+    result = tria_deploy("--help", cwd=tmp_path, env=WIDE)
+    assert result.returncode == 0
+    for name, command in COMMANDS.items():
+        line = next((row for row in result.stdout.splitlines() if f"│ {name} " in row), "")
+        assert line, name
+        summary = command.get_short_help_str(limit=1000).rstrip(".")
+        assert summary.split(";")[0] in line  # its one-line summary, on its own row
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_names_every_option_and_the_exit_codes(tmp_path: Path, name: str) -> None:
+    result = tria_deploy(name, "--help", cwd=tmp_path, env=WIDE)
+    assert result.returncode == 0, result.stderr
+    options = [opt for param in COMMANDS[name].params for opt in param.opts if opt.startswith("-")]
+    assert [opt for opt in options if opt not in result.stdout] == []
+    assert "Exit status" in result.stdout
+
+
+def test_python_m_runs_the_same_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_tria_deploy.cli", "--help"],
+        cwd=tmp_path,
+        env=WIDE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage: tria-deploy" in result.stdout
+    assert "│ verify " in result.stdout
