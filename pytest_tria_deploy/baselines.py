@@ -10,8 +10,6 @@ never fails the run: a baseline only explains a verdict.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from pytest_tria_deploy.helpers import Latency, Warn
+from pytest_tria_deploy.report.writing import write_atomic
 
 BASELINES_FILE = "baselines.json"
 REGRESSION_FACTOR = 2.0
@@ -86,15 +85,7 @@ def _read(path: Path) -> tuple[dict[str, Any], str | None]:
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     """Write atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def update_baseline(

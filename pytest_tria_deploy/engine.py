@@ -45,8 +45,9 @@ def start(config: pytest.Config) -> None:
     run = TriaRun(settings, Gate(settings), secrets)
     config.stash[RUN] = run
     defaults.apply(config, settings)
-    if not hasattr(config, "workerinput"):
-        # A verdict left by an earlier run must never pass for this run's.
+    if not hasattr(config, "workerinput") and not config.option.collectonly:
+        # A verdict left by an earlier run must never pass for this run's; --collect-only (IDEs
+        # run it all the time) is not a run and leaves the last one's reports alone.
         (settings.report_dir / VERDICT_FILE).unlink(missing_ok=True)
     config.pluginmanager.register(fixtures, "tria_deploy.fixtures")
     config.pluginmanager.register(RunFiles(), "tria_deploy.run_files")
@@ -233,7 +234,7 @@ class TriaEngine:
         """First, so the verdict hook's implementations run before the writers of other reports
         (pytest's JUnit XML takes the verdict's facts as testsuite properties) and every later
         session-finish hook sees the exit status the verdict decided."""
-        if self.is_worker:
+        if self.is_worker or self.config.option.collectonly:
             return
         run = self.run
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED

@@ -20,6 +20,7 @@ import pytest
 
 from pytest_tria_deploy.redact import redact, redact_tree
 from pytest_tria_deploy.report.allure_categories import CATEGORIES
+from pytest_tria_deploy.report.writing import WriteProblems, write_atomic
 
 ENVIRONMENT_FILE = "environment.properties"
 CATEGORIES_FILE = "categories.json"
@@ -39,7 +40,10 @@ def results_dir(config: pytest.Config) -> Path | None:
 
 def environment(verdict: Mapping[str, Any]) -> dict[str, str]:
     """What was verified and with what: target, provider, the service's version and release as
-    its readiness stated them, the suites' commit, and the versions of the tools."""
+    its readiness stated them, the suites' commit, and the versions of the tools.
+
+    Each instance of a target states its own version: a rollout caught half-way shows every
+    version it found ("2.0.0, 2.1.0"), in the order the instances were checked, not the last."""
     values = {
         "target": str(verdict["target"]),
         "provider": str(verdict["provider"]),
@@ -47,18 +51,25 @@ def environment(verdict: Mapping[str, Any]) -> dict[str, str]:
     }
     targets = verdict["targets"]
     for entry in targets:
-        measured: dict[str, Any] = {}
-        for stage in entry["stages"]:
-            for test in stage["tests"]:
-                measured.update(test.get("properties", {}))
         suffix = "" if len(targets) == 1 else f".{entry['target']}"
         for name in RELEASE_PROPERTIES:
-            values[name + suffix] = str(measured.get(name) or UNKNOWN)
+            values[name + suffix] = ", ".join(_recorded(entry, name)) or UNKNOWN
     values["suites.git_sha"] = str(verdict.get("suites_git_sha") or UNKNOWN)
     values["python.version"] = platform.python_version()
     values["pytest.version"] = pytest.__version__
     values["tria_deploy.version"] = str(verdict["tool"]["version"])
     return {key: redact(value) for key, value in values.items()}
+
+
+def _recorded(target: Mapping[str, Any], name: str) -> list[str]:
+    """The distinct values the target's tests recorded as ``name``, in the order they ran."""
+    found = (
+        str(test["properties"][name])
+        for stage in target["stages"]
+        for test in stage["tests"]
+        if (test.get("properties") or {}).get(name) not in (None, "")
+    )
+    return list(dict.fromkeys(found))
 
 
 def executor(env: Mapping[str, str], host: str) -> dict[str, Any]:
@@ -121,36 +132,26 @@ def write_extras(
     directory: Path, verdict: Mapping[str, Any], env: Mapping[str, str], host: str
 ) -> list[Path]:
     """Write the three files into ``directory``; returns their paths."""
-    directory.mkdir(parents=True, exist_ok=True)
     texts = {
         ENVIRONMENT_FILE: properties_text(environment(verdict)),
         CATEGORIES_FILE: json.dumps(list(CATEGORIES), indent=2) + "\n",
         EXECUTOR_FILE: json.dumps(executor(env, host), indent=2) + "\n",
     }
-    written = []
-    for name, text in texts.items():
-        path = directory / name
-        path.write_text(text, encoding="ascii" if name == ENVIRONMENT_FILE else "utf-8")
-        written.append(path)
-    return written
+    return [
+        write_atomic(directory / name, text, "ascii" if name == ENVIRONMENT_FILE else "utf-8")
+        for name, text in texts.items()
+    ]
 
 
-class AllureFiles:
+class AllureFiles(WriteProblems):
     """Writes the files from the verdict hook (called on the controller only). A file that cannot
     be written never changes the verdict: the problem is said in the terminal summary."""
 
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
     def pytest_tria_verdict(self, config: pytest.Config, verdict: dict[str, Any]) -> None:
         directory = results_dir(config)
-        if directory is None:
+        if directory is None or config.option.collectonly:
             return
         try:
             write_extras(directory, verdict, os.environ, socket.gethostname())
         except OSError as exc:
-            self.problems.append(redact(f"Allure files were not written: {exc}"))
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        for problem in self.problems:
-            terminalreporter.write_line(f"tria-deploy: {problem}", yellow=True)
+            self.note(f"Allure files were not written: {exc}")

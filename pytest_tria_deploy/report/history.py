@@ -16,7 +16,7 @@ import logging
 import statistics
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from filelock import FileLock, Timeout
 from rich import box
@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pytest_tria_deploy.redact import redact_tree
-from pytest_tria_deploy.report.summary import budget_checks, format_ms
+from pytest_tria_deploy.report.summary import budget_checks, format_ms, is_number, run_seconds
 
 HISTORY_FILE = "history.jsonl"
 LOCK_TIMEOUT_SECONDS = 10.0
@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 
 
 def history_entries(verdict: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The lines one run adds: one per target, redacted."""
+    """The lines one run adds: one per target, redacted. ``duration_s`` is the run's wall time
+    (started to finished, as summary.md shows it); each stage's is the sum of its tests'."""
     tool = verdict.get("tool") or {}
+    wall = run_seconds(verdict)
     entries = []
     for target in verdict.get("targets", []):
         stages = target.get("stages", [])
@@ -46,7 +48,7 @@ def history_entries(verdict: Mapping[str, Any]) -> list[dict[str, Any]]:
             "target": target.get("target"),
             "verdict": target.get("verdict"),
             "exit_code": verdict.get("exit_code"),
-            "duration_s": round(sum(float(s.get("duration", 0.0)) for s in stages), 3),
+            "duration_s": None if wall is None else round(wall, 3),
             "stages": {
                 s["name"]: {
                     "status": s.get("status"),
@@ -188,7 +190,7 @@ def _entry_latencies(entry: Mapping[str, Any]) -> dict[str, float]:
     latencies = entry.get("latencies_ms")
     if not isinstance(latencies, dict):
         return {}
-    return {str(k): float(v) for k, v in latencies.items() if _number(v)}
+    return {str(k): float(v) for k, v in latencies.items() if is_number(v)}
 
 
 def _latency_cell(value: float | None, before: float | None) -> Text:
@@ -214,8 +216,4 @@ def _median(entries: list[dict[str, Any]], name: str) -> Text:
 
 def _duration(entry: Mapping[str, Any]) -> str:
     value = entry.get("duration_s")
-    return f"{float(value):.1f} s" if _number(value) else "–"
-
-
-def _number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{float(value):.1f} s" if is_number(value) else "–"

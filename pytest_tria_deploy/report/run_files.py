@@ -2,7 +2,8 @@
 summary when ``GITHUB_STEP_SUMMARY`` is set.
 
 A file that cannot be written never changes the verdict or the exit code: the problem is said
-at the end of the terminal summary instead.
+at the end of the terminal summary instead. ``--collect-only`` (what IDEs run all the time) runs
+no gate: it leaves the last run's files alone and adds nothing to them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 import pytest
 from filelock import Timeout
 
-from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.report.history import HISTORY_FILE, append_history
 from pytest_tria_deploy.report.summary import (
     STEP_SUMMARY_ENV,
@@ -23,25 +23,26 @@ from pytest_tria_deploy.report.summary import (
     render_summary,
     write_summary,
 )
+from pytest_tria_deploy.report.writing import WriteProblems
 from pytest_tria_deploy.runstate import settings_of
 
 
-class RunFiles:
+class RunFiles(WriteProblems):
     """Writes the run's human files from the verdict hook (called on the controller only)."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """A summary left by an earlier run must never pass for this run's."""
-        if hasattr(session.config, "workerinput"):
+        config = session.config
+        if hasattr(config, "workerinput") or config.option.collectonly:
             return
         try:
-            (settings_of(session.config).report_dir / SUMMARY_FILE).unlink(missing_ok=True)
+            (settings_of(config).report_dir / SUMMARY_FILE).unlink(missing_ok=True)
         except OSError as exc:
-            self.problems.append(redact(f"an earlier {SUMMARY_FILE} was not removed: {exc}"))
+            self.note(f"an earlier {SUMMARY_FILE} was not removed: {exc}")
 
     def pytest_tria_verdict(self, config: pytest.Config, verdict: dict[str, Any]) -> None:
+        if config.option.collectonly:
+            return
         settings = settings_of(config)
         text = render_summary(verdict, settings)
         writes: tuple[tuple[str, Callable[[], Path | None]], ...] = (
@@ -53,8 +54,4 @@ class RunFiles:
             try:
                 write()
             except (OSError, Timeout) as exc:
-                self.problems.append(redact(f"{name} was not written: {type(exc).__name__}: {exc}"))
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        for problem in self.problems:
-            terminalreporter.write_line(f"tria-deploy: {problem}", yellow=True)
+                self.note(f"{name} was not written: {type(exc).__name__}: {exc}")

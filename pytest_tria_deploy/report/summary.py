@@ -20,6 +20,7 @@ from typing import Any, TypeGuard
 
 from pytest_tria_deploy.helpers import BUDGET_PREFIX
 from pytest_tria_deploy.redact import MASK, redact
+from pytest_tria_deploy.report.writing import write_atomic
 from pytest_tria_deploy.settings import TriaSettings
 
 SUMMARY_FILE = "summary.md"
@@ -72,7 +73,7 @@ def budget_checks(target: Mapping[str, Any]) -> list[BudgetCheck]:
         for key, measured in properties.items():
             match = _MEASURED.match(key)
             limit = properties.get(f"{BUDGET_PREFIX}{match['name']}.limit_ms") if match else None
-            if match is None or not _number(measured) or not _number(limit):
+            if match is None or not is_number(measured) or not is_number(limit):
                 continue
             check = properties.get(f"{BUDGET_PREFIX}{match['name']}.check", match["name"])
             found.append(
@@ -92,11 +93,9 @@ def render_summary(verdict: Mapping[str, Any], settings: TriaSettings) -> str:
 
 
 def write_summary(text: str, report_dir: Path) -> Path:
-    """Write ``text`` (from ``render_summary``) to ``<report dir>/summary.md``; returns its path."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    path = report_dir / SUMMARY_FILE
-    path.write_text(text, encoding="utf-8")
-    return path
+    """Write ``text`` (from ``render_summary``) to ``<report dir>/summary.md``, atomically;
+    returns its path."""
+    return write_atomic(report_dir / SUMMARY_FILE, text)
 
 
 def append_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -247,7 +246,7 @@ def _target_budgets(settings: TriaSettings, name: str) -> dict[str, float]:
         budgets = settings.target(name).budgets
     except StopIteration:
         return {}
-    return {key: float(value) for key, value in budgets.model_dump().items() if _number(value)}
+    return {key: float(value) for key, value in budgets.model_dump().items() if is_number(value)}
 
 
 def _budget_value(budget: str, value: float) -> str:
@@ -260,21 +259,29 @@ def _tests(target: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         yield from stage.get("tests", [])
 
 
-def _number(value: object) -> TypeGuard[int | float]:
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number (a bool is not one, though Python calls it an int)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _run_duration(verdict: Mapping[str, Any]) -> str:
+def run_seconds(verdict: Mapping[str, Any]) -> float | None:
+    """The run's wall time, started to finished (what summary.md and history.jsonl both give),
+    or None when the verdict lacks either time."""
     try:
         started = datetime.fromisoformat(str(verdict["started"]))
         finished = datetime.fromisoformat(str(verdict["finished"]))
     except (KeyError, ValueError):
-        return "unknown"
-    return _seconds((finished - started).total_seconds())
+        return None
+    return (finished - started).total_seconds()
+
+
+def _run_duration(verdict: Mapping[str, Any]) -> str:
+    seconds = run_seconds(verdict)
+    return "unknown" if seconds is None else _seconds(seconds)
 
 
 def _seconds(value: object) -> str:
-    seconds = float(value) if _number(value) else 0.0
+    seconds = float(value) if is_number(value) else 0.0
     if seconds < 60:
         return f"{seconds:.2f} s"
     minutes, rest = divmod(round(seconds), 60)

@@ -290,3 +290,20 @@ def option_words(words: list[str]) -> list[str]:
     """The option names among command-line ``words`` (``--x=1`` gives ``--x``); ``-abc`` short
     clusters are not split."""
     return [w.split("=", 1)[0] for w in words if w.startswith("-") and w != "-"]
+
+
+SHELL_SEPARATORS = (";", "&&", "||", "|")
+
+
+def shell_commands(line: str) -> list[list[str]]:
+    """The simple commands of a ``sh -c`` line, in order, split at ``;``, ``&&``, ``||`` and
+    ``|`` with POSIX quoting (enough for the manifests' one-liners: no subshells, no here-docs)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for token in lexer:
+        if token in SHELL_SEPARATORS:
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [command for command in commands if command]

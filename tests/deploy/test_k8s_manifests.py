@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -43,6 +44,7 @@ from tests.deploy.manifests import (
     pytest_options,
     serves,
     service_variables,
+    shell_commands,
     target_references,
 )
 from tests.reliability.secrets_canaries import assert_no_secret
@@ -76,6 +78,21 @@ def _container(objects: Objects, key: tuple[str, str]) -> dict[str, Any]:
     (container,) = _pod(objects, key)["containers"]
     found: dict[str, Any] = container
     return found
+
+
+def _job_shell_line(objects: Objects) -> str:
+    """The Job runs one ``sh -c`` line (so that its log can end with summary.md)."""
+    container = _container(objects, JOB)
+    shell, flag, line = container["command"]
+    assert (shell, flag) == ("sh", "-c")
+    assert "args" not in container  # sh -c would make them $0, $1...: never the verify's
+    found: str = line
+    return found
+
+
+def _verify_argv(objects: Objects) -> list[str]:
+    """The ``tria-deploy verify`` command of the Job's shell line: its first command."""
+    return shell_commands(_job_shell_line(objects))[0]
 
 
 def _secret_values() -> dict[str, str]:
@@ -333,7 +350,7 @@ def test_the_job_runs_tria_deploy_verify_on_the_cluster_target_from_the_image_s_
     objects: Objects,
 ) -> None:
     container = _container(objects, JOB)
-    argv = [*container["command"], *container["args"]]
+    argv = _verify_argv(objects)
     assert argv[:3] == ["tria-deploy", "verify", "--target=cluster"]
     workdirs = [i.args for i in dockerfile() if i.keyword == "WORKDIR"]
     assert container["workingDir"] == workdirs[-1] == "/app"
@@ -350,11 +367,27 @@ def test_the_job_runs_tria_deploy_verify_on_the_cluster_target_from_the_image_s_
 
 
 def test_the_job_s_options_are_tria_deploy_verify_s_and_pytest_s(objects: Objects) -> None:
-    container = _container(objects, JOB)
-    argv = [*container["command"], *container["args"]]
+    argv = _verify_argv(objects)
     separator = argv.index("--")
     assert set(option_words(argv[2:separator])) <= cli_options("verify")
     assert set(option_words(argv[separator + 1 :])) <= pytest_options()
+
+
+def test_the_job_logs_the_summary_after_verify_and_exits_with_verify_s_code(
+    objects: Objects,
+) -> None:
+    """A finished Job keeps only its log (``kubectl cp`` needs a running container): the shell
+    line runs verify, then prints summary.md, then exits with verify's code, in the image's
+    /bin/sh (the Debian-based python image has one; a distroless base would not)."""
+    verify, *rest = shell_commands(_job_shell_line(objects))
+    assert verify[:2] == ["tria-deploy", "verify"]
+    assert rest == [
+        ["rc=$?"],
+        ["cat", "reports/summary.md", "2", ">", "/dev/null"],
+        ["exit", "$rc"],
+    ]
+    (base,) = [i.args for i in dockerfile() if i.keyword == "ARG" and "PYTHON_IMAGE=" in i.args]
+    assert re.fullmatch(r"PYTHON_IMAGE=python:[\d.]+-slim(-\w+)?", base), base
 
 
 def test_the_job_gives_the_cluster_target_exactly_the_variables_it_reads(
@@ -452,18 +485,50 @@ def test_the_write_audit_sees_writes_and_not_reads(tmp_path: Path) -> None:
     ]
 
 
-def test_the_gate_job_passes_on_a_healthy_deployment_writing_only_to_its_volumes(
-    objects: Objects, tmp_path: Path, deps: DependencyEndpoints, service_env: Mapping[str, str]
-) -> None:
+def _run_job(
+    objects: Objects,
+    tmp_path: Path,
+    config_map: Mapping[str, str],
+    secret: Mapping[str, str],
+    service_url: str,
+) -> subprocess.CompletedProcess[str]:
     """The Job's own command and environment, run as in the pod: from a copy of the image's /app
-    (what the Dockerfile puts there), with the Job's variables resolved from the ConfigMap and a
-    Secret holding the local stack's values, and its writes audited. The one change: the
-    in-cluster Service name does not resolve here, so TRIA_GATE_SERVICE_URL names our service."""
+    (what the Dockerfile puts there, at ``tmp_path/app``), with the Job's variables resolved from
+    ``config_map`` and ``secret``, and its writes audited into ``tmp_path/writes.log``. The one
+    change: the in-cluster Service name does not resolve here, so TRIA_GATE_SERVICE_URL is
+    ``service_url``."""
     app = tmp_path / "app"
     shutil.copytree(REPO / "suites", app / "suites", ignore=shutil.ignore_patterns("__py*"))
     shutil.copy2(REPO / "tria.toml", app / "tria.toml")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
+    container = _container(objects, JOB)
+    env = pod_environment(container, {"tria-config": config_map}, {"tria-secrets": secret})
+    env |= {
+        "PATH": os.environ["PATH"],
+        "HOME": str(app),  # the tria user's home is /app
+        "TMPDIR": str(tmp),
+        "PYTHONDONTWRITEBYTECODE": "1",  # as the image's ENV sets it
+        "TRIA_GATE_SERVICE_URL": service_url,
+        "PYTHONPATH": str(WRITE_AUDIT),
+        "TRIA_WRITE_AUDIT_LOG": str(tmp_path / "writes.log"),
+    }
+    return subprocess.run(
+        container["command"],
+        cwd=app,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_gate_job_passes_on_a_healthy_deployment_writing_only_to_its_volumes(
+    objects: Objects, tmp_path: Path, deps: DependencyEndpoints, service_env: Mapping[str, str]
+) -> None:
+    """The Job against the local stack (a Secret holding its values): it passes, writes only to
+    its two volumes, and its log ends with summary.md."""
     service = start_service(tmp_path / "service", service_env)
     try:
         redis = urlsplit(deps.redis_url)
@@ -482,38 +547,54 @@ def test_the_gate_job_passes_on_a_healthy_deployment_writing_only_to_its_volumes
             "SECRET_KEY": service_env["SECRET_KEY"],
             "TRIA_DIAGNOSTICS_TOKEN": service_env["TRIA_DIAGNOSTICS_TOKEN"],
         }
-        container = _container(objects, JOB)
-        env = pod_environment(container, {"tria-config": config_map}, {"tria-secrets": secret})
-        log = tmp_path / "writes.log"
-        env |= {
-            "PATH": os.environ["PATH"],
-            "HOME": str(app),  # the tria user's home is /app
-            "TMPDIR": str(tmp),
-            "PYTHONDONTWRITEBYTECODE": "1",  # as the image's ENV sets it
-            "TRIA_GATE_SERVICE_URL": service.url,
-            "PYTHONPATH": str(WRITE_AUDIT),
-            "TRIA_WRITE_AUDIT_LOG": str(log),
-        }
-        done = subprocess.run(
-            [*container["command"], *container["args"]],
-            cwd=app,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = _run_job(objects, tmp_path, config_map, secret, service.url)
     finally:
         service.stop(timeout=30)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
-    reports = app / "reports"
+    container = _container(objects, JOB)
+    reports = tmp_path / "app" / "reports"
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert mounts == {f"{container['workingDir']}/reports", "/tmp"}
     verdict = json.loads((reports / "verdict.json").read_text())
     assert verdict["target"] == CLUSTER
     assert verdict["verdict"] in ("PASS", "WARN"), verdict["reason"]
-    writes = [line.split("\t", 1) for line in log.read_text().splitlines()]
-    outside = sorted({path for _, path in writes if not _allowed(path, [reports, tmp])})
+    assert done.stdout.endswith((reports / "summary.md").read_text(encoding="utf-8"))
+    writes = [line.split("\t", 1) for line in (tmp_path / "writes.log").read_text().splitlines()]
+    outside = sorted(
+        {path for _, path in writes if not _allowed(path, [reports, tmp_path / "tmp"])}
+    )
     assert outside == []
+    assert_no_secret({"the gate's output": output}, secret)
+
+
+def test_a_failing_gate_job_logs_its_summary_and_exits_1(objects: Objects, tmp_path: Path) -> None:
+    """A short SECRET_KEY (and nothing listening): the environment stage fails and blocks the
+    rest; the Job still exits 1, the shell's ``cat`` notwithstanding, and the log says why."""
+    closed = "127.0.0.1:1"
+    config_map = {
+        **objects[CONFIG_MAP]["data"],
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": "1",
+        "CHROMA_URL": f"http://{closed}",
+        "OPENAI_BASE_URL": f"http://{closed}/v1",
+    }
+    secret = {
+        "DATABASE_URL": f"postgresql://tria:{secrets.token_urlsafe(16)}@{closed}/tria",
+        "REDIS_PASSWORD": secrets.token_urlsafe(16),
+        "OPENAI_API_KEY": f"sk-{secrets.token_urlsafe(16)}",
+        "SECRET_KEY": secrets.token_urlsafe(8),
+        "TRIA_DIAGNOSTICS_TOKEN": secrets.token_urlsafe(16),
+    }
+
+    done = _run_job(objects, tmp_path, config_map, secret, f"http://{closed}")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    summary = (tmp_path / "app" / "reports" / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("# ❌ tria-deploy: FAIL on cluster")
+    assert done.stdout.endswith(summary)
+    pytest.LineMatcher(summary.splitlines()).fnmatch_lines(
+        ["| environment | FAIL | *", "| database | BLOCKED | *"]
+    )
     assert_no_secret({"the gate's output": output}, secret)

@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from filelock import FileLock, Timeout
 from rich.console import Console
 
-from pytest_tria_deploy.report import history
+from pytest_tria_deploy.report import history, summary
 from pytest_tria_deploy.report.history import (
     HISTORY_FILE,
     append_history,
@@ -136,11 +137,38 @@ def test_each_run_appends_a_line(suite: pytest.Pytester) -> None:
     assert first["stages"]["redis"]["status"] == "WARN"  # readiness over its budget
     assert second["stages"]["redis"]["status"] == "FAIL"
     assert second["stages"]["smoke"]["status"] == "BLOCKED"
-    assert first["duration_s"] == pytest.approx(
-        sum(s["duration_s"] for s in first["stages"].values()), abs=0.01
-    )
+    latest = datetime.fromisoformat(verdicts[0]["finished"])
+    wall = latest - datetime.fromisoformat(verdicts[0]["started"])
+    assert second["duration_s"] == pytest.approx(wall.total_seconds(), abs=0.001)
     assert first["tool_version"] == verdicts[0]["tool"]["version"]
     assert [e["verdict"] for e in read_history(suite.path / "reports", "local")] == ["WARN", "FAIL"]
+
+
+def test_the_duration_is_the_runs_wall_time_as_in_the_summary() -> None:
+    """Started to finished, like summary.md's duration: collection, setup and the time between
+    stages count, which the sum of the stages' durations leaves out."""
+    verdict = {
+        "started": "2024-05-01T10:00:00+00:00",
+        "finished": "2024-05-01T10:00:07.500000+00:00",
+        "verdict": "PASS",
+        "exit_code": 0,
+        "targets": [
+            {
+                "target": "prod",
+                "verdict": "PASS",
+                "stages": [
+                    {"name": "smoke", "status": "PASS", "duration": 1.0, "tests": []},
+                    {"name": "redis", "status": "PASS", "duration": 2.0, "tests": []},
+                ],
+            }
+        ],
+    }
+    (only,) = history.history_entries(verdict)
+    assert only["duration_s"] == summary.run_seconds(verdict) == 7.5
+    assert {name: s["duration_s"] for name, s in only["stages"].items()} == {
+        "smoke": 1.0,
+        "redis": 2.0,
+    }
 
 
 def test_an_xdist_run_writes_one_line_per_target(suite: pytest.Pytester) -> None:

@@ -153,6 +153,68 @@ def test_under_xdist_no_worker_cleans_away_anothers_results(suite: pytest.Pytest
     assert all((allure_dir / name).is_file() for name in EXTRAS)
 
 
+def test_a_file_named_allure_results_skips_them_and_the_verdict_stands(
+    suite: pytest.Pytester,
+) -> None:
+    """allure-pytest would stop the run with an INTERNALERROR (exit 3): the results are
+    skipped, said at the end, and the gate's verdict, exit code and other reports stand."""
+    (suite.path / "reports").mkdir()
+    (suite.path / "reports" / "allure-results").write_text("not a directory")
+
+    result = suite.runpytest("-n", "2")
+
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines(
+        [
+            "VERDICT: PASS",
+            "tria-deploy: allure-results was not written: FileExistsError: *"
+            "remove what is in the way, or pass --tria-report-dir, --alluredir or --junitxml",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    assert (suite.path / "reports" / "allure-results").read_text() == "not a directory"
+    assert (suite.path / "reports" / "junit.xml").is_file()
+    assert (suite.path / "reports" / "summary.md").is_file()
+
+
+def test_collect_only_leaves_the_last_runs_reports_alone(suite: pytest.Pytester) -> None:
+    """IDEs collect all the time: that must not wipe what the last gate run wrote."""
+    assert suite.runpytest().ret == 0
+    reports = suite.path / "reports"
+    kept = ("junit.xml", "summary.md", "history.jsonl", "verdict.json")
+    before = {name: (reports / name).read_bytes() for name in kept}
+    results_before = sorted(p.name for p in (reports / "allure-results").iterdir())
+
+    result = suite.runpytest("--collect-only", "-q")
+
+    assert result.ret == 0
+    assert {name: (reports / name).read_bytes() for name in kept} == before
+    assert sorted(p.name for p in (reports / "allure-results").iterdir()) == results_before
+    assert len(results(reports / "allure-results")) == len(STAGE_ORDER)
+
+
+INSTANCES = """
+import pytest
+
+@pytest.mark.parametrize("instance, version", [("a", "2.0.0"), ("b", "2.1.0"), ("c", "2.0.0")])
+def test_readiness(tria_record, instance, version):
+    tria_record("service.version", version, "")
+"""
+
+
+def test_a_mixed_release_shows_every_version_it_found(pytester: pytest.Pytester) -> None:
+    """A rollout caught half-way: the instances answer with two versions, and both are named."""
+    pytester.makeini(QUIET_INI)
+    activate(pytester)
+    pytester.makepyfile(test_07_health=INSTANCES)
+
+    assert pytester.runpytest().ret == 0
+
+    environment = read_properties(pytester.path / "reports" / "allure-results" / EXTRAS[0])
+    assert environment["service.version"] == "2.0.0, 2.1.0"
+    assert environment["service.release"] == "unknown"
+
+
 WARNED = """
 import pytest
 

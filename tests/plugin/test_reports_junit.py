@@ -3,6 +3,7 @@ the run's facts as testsuite properties, and what the user's own choices change.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -130,3 +131,25 @@ def test_an_inactive_run_writes_no_junit_xml(pytester: pytest.Pytester) -> None:
 
     assert result.ret == 0
     assert not (pytester.path / "reports").exists()
+
+
+def test_a_directory_named_junit_xml_skips_it_and_the_verdict_stands(
+    measured: pytest.Pytester,
+) -> None:
+    """pytest's JUnit writer would raise IsADirectoryError at the end and turn the gate's exit
+    code to 1: the JUnit XML is skipped, said at the end, and the verdict's exit code stands."""
+    (measured.path / "reports" / "junit.xml").mkdir(parents=True)
+
+    result = measured.runpytest()
+
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines(
+        [
+            "VERDICT: WARN *",
+            "tria-deploy: junit.xml was not written: IsADirectoryError: *junit.xml*; remove what "
+            "is in the way, or pass --tria-report-dir, --alluredir or --junitxml",
+        ]
+    )
+    assert (measured.path / "reports" / "junit.xml").is_dir()
+    verdict = json.loads((measured.path / "reports" / "verdict.json").read_text())
+    assert (verdict["verdict"], verdict["exit_code"]) == ("WARN", 0)

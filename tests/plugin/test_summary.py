@@ -3,12 +3,17 @@ and each budget against what was measured; escaped Markdown; no secret."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pytest_tria_deploy.baselines import update_baseline
+from pytest_tria_deploy.helpers import Latency
 from pytest_tria_deploy.redact import redact
-from pytest_tria_deploy.report.summary import cell
+from pytest_tria_deploy.report.allure_files import ENVIRONMENT_FILE, write_extras
+from pytest_tria_deploy.report.summary import cell, write_summary
+from pytest_tria_deploy.report.writing import write_atomic
 from tests.plugin.conftest import QUIET_INI
 from tests.reliability.secrets_canaries import assert_no_secret
 
@@ -217,3 +222,61 @@ def test_planted_secret_reaches_neither_file(
 )
 def test_cell_escapes_what_would_break_a_table(raw: str, escaped: str) -> None:
     assert cell(raw) == escaped
+
+
+# --- whole files or none --------------------------------------------------------------------
+
+
+def replaced_whole(path: Path, write: Callable[[], object]) -> None:
+    """``write`` renames a new file over ``path``: a reader holding the old one (here a hard
+    link to it) keeps it whole, and no temporary file is left beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("the earlier file\n", encoding="utf-8")
+    reader = path.with_name("reader")
+    reader.hardlink_to(path)
+
+    write()
+
+    assert reader.read_text(encoding="utf-8") == "the earlier file\n"
+    assert path.read_text(encoding="utf-8") != "the earlier file\n"
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_summary_allure_files_and_baselines_replace_their_file_whole(tmp_path: Path) -> None:
+    verdict = {
+        "target": "local",
+        "provider": "local",
+        "gate": "normal",
+        "targets": [{"target": "local", "stages": []}],
+        "tool": {"version": "1"},
+    }
+    replaced_whole(tmp_path / "s" / "summary.md", lambda: write_summary("# new\n", tmp_path / "s"))
+    replaced_whole(
+        tmp_path / "a" / ENVIRONMENT_FILE,
+        lambda: write_extras(tmp_path / "a", verdict, {}, "host"),
+    )
+    replaced_whole(
+        tmp_path / "b" / "baselines.json",
+        lambda: update_baseline(
+            tmp_path / "b" / "baselines.json", "local", "redis", Latency((1.0, 2.0)), print
+        ),
+    )
+
+
+def test_a_write_that_fails_leaves_the_earlier_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    path.write_text("the earlier file\n", encoding="utf-8")
+
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(path, "caf\u00e9", encoding="ascii")
+
+    assert path.read_text(encoding="utf-8") == "the earlier file\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+def test_an_atomic_write_gets_a_plain_writes_permissions(tmp_path: Path) -> None:
+    """Readable by whoever could read a file ``write_text`` made (an artifact uploader, a
+    reviewer on a shared runner), not 0600 like a bare temporary file."""
+    write_atomic(tmp_path / "atomic.md", "x")
+    (tmp_path / "plain.md").write_text("x")
+    assert (tmp_path / "atomic.md").stat().st_mode == (tmp_path / "plain.md").stat().st_mode
