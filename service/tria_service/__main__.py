@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tria_service.app import create_app
+from tria_service.check_config import CHECK_CONFIG_FLAG, check_config
 from tria_service.config import (
     ConfigError,
     Settings,
@@ -245,6 +246,8 @@ def _report_refusal(error: StartupError | ConfigError, settings: Settings) -> in
 
 
 def main() -> int:
+    if sys.argv[1:] == [CHECK_CONFIG_FLAG]:
+        return check_config(load_configuration)
     try:
         return _run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
