@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from _pytest.junitxml import xml_key  # the JUnit writer's handle, as record_testsuite_property's
 
+from pytest_tria_deploy.ini_defaults import seed_ini
 from pytest_tria_deploy.redact import redact
 
 FAMILY_KEY = "junit_family"
@@ -31,26 +32,13 @@ FAMILY = "xunit1"
 
 
 def default_family(config: pytest.Config) -> None:
-    """Seed ``junit_family = xunit1`` when neither an ini file nor ``-o`` set it.
-
-    pytest has no public way for a plugin to default an ini key (see aio.py): this writes the
-    config's ini cache, before pytest's junitxml plugin reads the key at configure. When those
-    internals change, the user is warned and keeps pytest's default.
-    """
-    explicit = getattr(config, "_inicfg", None)
-    cache = getattr(config, "_inicache", None)
-    if not isinstance(explicit, dict) or not isinstance(cache, dict):
-        config.issue_config_time_warning(
-            pytest.PytestConfigWarning(
-                "tria-deploy: cannot default junit_family with this pytest (its config internals "
-                f"changed); set {FAMILY_KEY} = {FAMILY} in your ini file to keep measured values "
-                "in JUnit XML without warnings"
-            ),
-            stacklevel=2,
-        )
-        return
-    if FAMILY_KEY not in explicit:
-        cache[FAMILY_KEY] = FAMILY
+    """Seed ``junit_family = xunit1`` when neither an ini file nor ``-o`` set it, before pytest's
+    junitxml plugin reads the key at configure."""
+    seed_ini(
+        config,
+        {FAMILY_KEY: FAMILY},
+        unable="default junit_family to keep measured values in JUnit XML without warnings",
+    )
 
 
 def suite_properties(verdict: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -70,7 +70,11 @@ def test_changed_pytest_internals_are_warned_about(pytester: pytest.Pytester) ->
     )
     pytester.makepyfile("def test_sync():\n    pass\n")
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(passed=1, warnings=1)
+    result.assert_outcomes(passed=1, warnings=2)
     result.stdout.fnmatch_lines(
-        ["*PytestConfigWarning: tria-deploy: cannot supply pytest-asyncio defaults*asyncio_mode*"]
+        [
+            "*tria-deploy: cannot supply pytest-asyncio defaults*asyncio_mode = auto*",
+            "*tria-deploy: cannot default junit_family*junit_family = xunit1*",
+        ],
+        consecutive=False,
     )
