@@ -27,6 +27,8 @@ from pytest_tria_deploy.report.verdict import VERDICT_FILE, build_verdict, write
 from pytest_tria_deploy.runstate import BLOCKED, PROBLEM, RUN, WARNINGS, TriaRun
 from pytest_tria_deploy.settings import format_problems, hook_stages, load_settings
 
+PLUGIN_NAME = "tria_deploy.engine"  # the engine's name in the plugin manager, for get_plugin
+
 
 def start(config: pytest.Config) -> None:
     """Resolve the run's settings and register the fixtures and the engine."""
@@ -53,7 +55,7 @@ def start(config: pytest.Config) -> None:
     config.pluginmanager.register(RunFiles(), "tria_deploy.run_files")
     config.pluginmanager.register(AllureFiles(), "tria_deploy.allure_files")
     config.pluginmanager.register(JUnitSuiteProperties(), "tria_deploy.junit")
-    config.pluginmanager.register(TriaEngine(config, run), "tria_deploy.engine")
+    config.pluginmanager.register(TriaEngine(config, run), PLUGIN_NAME)
 
 
 class TriaEngine:

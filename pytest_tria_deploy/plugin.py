@@ -64,8 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--tria-gate",
         metavar="MODE",
-        help="strict (a warning fails the gate), normal (default) or off (report, never block). "
-        "ini: tria_gate",
+        help="strict (a warning fails the gate), normal (default: a failure blocks the stages "
+        "that depend on it) or off (every stage runs, none blocked; the verdict and exit code "
+        "still report failures). ini: tria_gate",
     )
     group.addoption(
         "--tria-report-dir",

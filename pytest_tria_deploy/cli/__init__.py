@@ -23,6 +23,7 @@ app = typer.Typer(
     help=HELP,
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback must never print a local holding a secret
 )
 verify.register(app)
 report.register(app)

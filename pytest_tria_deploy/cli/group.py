@@ -2,44 +2,54 @@
 
 click exits 2 on a bad option; ``tria-deploy verify`` must answer with the plugin's codes (0
 PASS/WARN, 1 FAIL/BLOCKED, 4 usage), and one rule for every command is easier to script against.
-Typer vendors click as ``typer._click``: its errors and context are the ones raised and passed here.
+
+Typer exports ``BadParameter`` but not its base, click's ``UsageError`` (a separate ``click``
+before typer vendored it, ``typer._click`` since, neither a public name of typer). Every usage
+error carries click's documented ``exit_code`` 2, which typer's ``main`` exits with; that
+attribute, public in both layouts, is what is re-coded here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from typer._click.core import Context
-from typer._click.exceptions import UsageError
+import pytest
+import typer
 from typer.core import TyperGroup
 
-USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
+USAGE_ERROR = int(pytest.ExitCode.USAGE_ERROR)
+CLICK_USAGE_ERROR = 2  # click.UsageError.exit_code: an unknown option, a bad value, ...
 
 
-def _recode(exc: UsageError) -> None:
-    # click declares exit_code on the class and reads it from the instance when it exits.
-    exc.exit_code = USAGE_ERROR
+@runtime_checkable
+class _Coded(Protocol):
+    exit_code: int
+
+
+def recode(exc: BaseException) -> None:
+    """Turn click's usage error (exit 2) into pytest's (exit 4); a command's own ``typer.Exit(2)``
+    (``serve``: a bad configuration) keeps its code."""
+    if isinstance(exc, typer.Exit | typer.Abort) or not isinstance(exc, _Coded):
+        return
+    if exc.exit_code == CLICK_USAGE_ERROR:
+        exc.exit_code = USAGE_ERROR
 
 
 class TriaGroup(TyperGroup):
-    """Re-codes click's usage errors (unknown option, bad value, missing argument) as exit 4."""
+    """Re-codes click's usage errors (unknown option, bad value, missing argument) as exit 4:
+    those of parsing the group's and the command's options, and those a command raises
+    (``typer.BadParameter``)."""
 
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: Context | None = None,
-        **extra: Any,
-    ) -> Context:
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().make_context(info_name, args, parent, **extra)
-        except UsageError as exc:
-            _recode(exc)
+            return super().make_context(*args, **kwargs)
+        except Exception as exc:
+            recode(exc)
             raise
 
-    def invoke(self, ctx: Context) -> Any:
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().invoke(ctx)
-        except UsageError as exc:
-            _recode(exc)
+            return super().invoke(*args, **kwargs)
+        except Exception as exc:
+            recode(exc)
             raise

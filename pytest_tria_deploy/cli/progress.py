@@ -4,7 +4,9 @@ On a terminal it draws a live rich Progress: one row per stage and one for the w
 else (CI, a log file) it writes one plain line per finished stage through pytest's own terminal
 writer, so the lines keep their place among pytest's and carry no control characters. pytest's
 per-test letters are blanked while it runs, so the run is not shown twice; its summary (failures,
-the stage table, VERDICT) is untouched.
+the stage table, VERDICT) is untouched. The run is quiet (``-q``) unless the user passes ``-v``:
+then pytest writes its own header and a line per test, the stage lines fall in between, and no
+live display is drawn (pytest's lines would tear it).
 
 The stage of a test comes from the ``tria`` dict the plugin's engine puts on every report of a
 staged test (``outcomes.annotate``). Totals come from the collected items; on an xdist controller,
@@ -35,10 +37,10 @@ from rich.progress import (
 
 from pytest_tria_deploy.collection import ITEM_INFO
 from pytest_tria_deploy.distribute import SUFFIX
+from pytest_tria_deploy.engine import PLUGIN_NAME as ENGINE_PLUGIN
 from pytest_tria_deploy.outcomes import OutcomeCollector, TestOutcome
 from pytest_tria_deploy.runstate import RUN
 
-ENGINE = "tria_deploy.engine"  # the name engine.start registers the run's engine under
 _KINDS = ("passed", "failed", "skipped", "blocked")
 _COLOURS = {"passed": "green", "failed": "red", "skipped": "yellow", "blocked": "red"}
 
@@ -93,6 +95,14 @@ class StageProgress:
         self.several_targets = False
         self._current: dict[str, StageCount] = {}  # each target's running stage
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_cmdline_main(self, config: pytest.Config) -> None:
+        """Quiet (as ``-q``) unless the user asked for more: the stage lines stand in for pytest's
+        file names and letters, but a ``-v`` (given after ``--`` or in addopts) keeps pytest's
+        line per test. Set before pytest's terminal reporter is made."""
+        if config.option.verbose == 0:
+            config.option.verbose = -1
+
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.terminal = config.pluginmanager.get_plugin("terminalreporter")
@@ -100,19 +110,20 @@ class StageProgress:
             self.terminal is not None
             and sys.stdout.isatty()
             and config.option.capture != "no"  # test output would tear through the display
-            and config.get_verbosity() <= 0  # -v prints a line per test: plain lines fit in
+            and config.get_verbosity() < 0  # pytest writes file names (0) or test lines (-v)
         )
         if interactive:
             self.live = _Live()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """The plugin's header lines (target, stages, gate), which ``-q`` would hide with the rest
-        of pytest's header."""
+        """The plugin's header lines (target, stages, gate), which ``-q`` hides with the rest of
+        pytest's header; without ``-q`` (a user's ``-v``) pytest writes them itself."""
         run = session.config.stash.get(RUN, None)
         self.several_targets = run is not None and len(run.settings.targets) > 1
-        engine = session.config.pluginmanager.get_plugin(ENGINE)
-        if engine is not None and self.terminal is not None:
+        engine = session.config.pluginmanager.get_plugin(ENGINE_PLUGIN)
+        quiet = session.config.get_verbosity() < 0
+        if quiet and engine is not None and self.terminal is not None:
             for line in engine.pytest_report_header():
                 self.terminal.write_line(line)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
+import pytest
 import typer
 from rich.console import Console
 
+from pytest_tria_deploy.cli import pytest_view
 from pytest_tria_deploy.cli.allure_html import (
     ALLURE_PACKAGE,
     MIN_NODE,
@@ -20,18 +23,21 @@ from pytest_tria_deploy.cli.allure_html import (
     generate,
     has_results,
 )
+from pytest_tria_deploy.cli.group import USAGE_ERROR
 from pytest_tria_deploy.cli.output import fail, print_wide
 from pytest_tria_deploy.report.defaults import ALLURE_DIR
 from pytest_tria_deploy.report.history import HISTORY_FILE, read_history, trend_table
 from pytest_tria_deploy.report.summary import SUMMARY_FILE
 from pytest_tria_deploy.report.verdict import VERDICT_FILE
+from pytest_tria_deploy.settings import DEFAULT_REPORT_DIR
 
 SHORT_HELP = "Build the HTML report (Allure 3, one file), or print the trend of past runs."
 HELP = (
     "Build the HTML report of the last gate run from <report-dir>/allure-results: one "
     "self-contained file, <report-dir>/allure-report/index.html, made by the Allure 3 CLI (the "
     f"npm package allure, no Java) through npx. It needs Node.js {MIN_NODE}+; without it, this "
-    "says how to get the report and exits 1."
+    "says how to get the report and exits 1. The report of an earlier run is removed first, so "
+    "a report that could not be built never leaves an old one looking current."
     "\n\nWith --trend it prints the last runs instead (from <report-dir>/history.jsonl): time, "
     "verdict, duration and each latency against the run before it."
     "\n\nExit status: 0 report written or trend printed, 1 no results or history (run "
@@ -71,6 +77,7 @@ def html_report(report_dir: Path, package: str) -> None:
             f"tria-deploy report: no Allure results in {results}; run the gate first "
             f"(tria-deploy verify --report-dir {report_dir})"
         )
+    shutil.rmtree(output, ignore_errors=True)  # an old report must not pass for this run's
     try:
         npx = find_npx()
     except NodeMissing as exc:
@@ -101,9 +108,15 @@ def html_report(report_dir: Path, package: str) -> None:
 
 def report(
     report_dir: Annotated[
-        Path,
-        typer.Option("--report-dir", metavar="PATH", help="The gate's report directory."),
-    ] = Path("reports"),
+        Path | None,
+        typer.Option(
+            "--report-dir",
+            metavar="PATH",
+            help="The gate's report directory. Default: the ini key tria_report_dir (as "
+            f"`tria-deploy verify` reads it), else {DEFAULT_REPORT_DIR}/ here.",
+            show_default=False,
+        ),
+    ] = None,
     trend: Annotated[
         bool,
         typer.Option("--trend", help="Print the last runs as a table instead of building HTML."),
@@ -140,6 +153,12 @@ def report(
         for given, name in ((target, "--target"), (last, "--last")):
             if given is not None:
                 raise typer.BadParameter("only with --trend", param_hint=f"'{name}'")
+    if report_dir is None:
+        try:
+            report_dir = pytest_view.gate_ini(Path.cwd()).report_dir
+        except pytest.UsageError as exc:
+            raise fail(f"tria-deploy report: {exc}", USAGE_ERROR) from None
+    if not trend:
         html_report(report_dir, allure)
         return
     entries = read_history(report_dir, target, last or 10)

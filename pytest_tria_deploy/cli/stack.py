@@ -10,7 +10,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import psutil
 import typer
@@ -18,6 +18,7 @@ from filelock import FileLock
 from rich.console import Console
 from rich.table import Table
 
+from pytest_tria_deploy.cli.output import fail
 from pytest_tria_deploy.endpoints import Endpoints
 from pytest_tria_deploy.provision.binaries import PG_BINDIR_ENV, REDIS_SERVER_ENV
 from pytest_tria_deploy.provision.errors import ComponentStartError
@@ -46,6 +47,13 @@ def _read_state() -> dict[str, object] | None:
         return dict(json.loads(_state_file().read_text()))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def running_stack() -> dict[str, object] | None:
+    """The record (owner_pid, env_file...) of the stack a live ``tria-deploy up`` owns, or None:
+    scripts/comprehensive_deploy.sh reuses that stack rather than starting a second one."""
+    state = _read_state()
+    return state if state is not None and owner_alive(state) else None
 
 
 def _claim_state(env_file: Path | None) -> None:
@@ -93,14 +101,6 @@ def _summary(stack: LocalStack, env_file: Path | None) -> Table:
     return table
 
 
-def _fail(exc: BaseException, note: str = "") -> NoReturn:
-    """A plain red message and exit code 1: no traceback for a problem the user must fix."""
-    console.print(str(exc), style="red", markup=False, highlight=False)
-    if note:
-        console.print(note, markup=False, highlight=False)
-    raise typer.Exit(1) from None
-
-
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -127,7 +127,7 @@ UP_HELP = (
     f"{PG_BINDIR_ENV} (a directory holding initdb and postgres) and {REDIS_SERVER_ENV} "
     "(a redis-server binary) select system ones instead."
     "\n\nExit status: 0 once a running stack is stopped, 1 when it failed to start (logs kept), "
-    "130 when interrupted before it was up."
+    "4 usage error (an unknown option, a bad value), 130 when interrupted before it was up."
 )
 SERVE_HELP = (
     "Run the Tria service under uvicorn, configured from the environment and the env file."
@@ -136,13 +136,14 @@ SERVE_HELP = (
     "problem named. The env file is .env, or the one TRIA_ENV_FILE names. On SIGTERM readiness "
     "fails at once, and in-flight work finishes before it exits."
     "\n\nExit status: 0 after a clean shutdown, 1 startup refused (a critical dependency failed), "
-    "2 bad configuration, 130 interrupted."
+    "2 bad configuration, 4 usage error (an argument it does not take), 130 interrupted."
 )
 DOWN_HELP = (
     "Stop a stack left running by `tria-deploy up` (and any orphaned servers of a crashed run)."
     "\n\nIt asks the `up` process to stop, waits --timeout seconds, then kills it; servers a "
     "crashed run left behind are stopped too, and a stale env file is removed."
-    "\n\nExit status: 0 (also when nothing was running)."
+    "\n\nExit status: 0 (also when nothing was running), 4 usage error (an unknown option, a bad "
+    "value)."
 )
 UP_EPILOG = (
     "Example: `tria-deploy up --env-file .env.local` and leave it running; "
@@ -169,7 +170,7 @@ def up(
     try:
         _claim_state(env_file)
     except OSError as exc:  # e.g. a state dir owned by another user
-        _fail(exc)
+        raise fail(str(exc)) from None  # no traceback for a problem the user must fix
     owned_workdir = workdir is None
     root = Path(tempfile.mkdtemp(prefix="tria-up-")) if workdir is None else workdir
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `down` during the start: as Ctrl-C
@@ -189,7 +190,7 @@ def up(
             stop.wait()
     except (ComponentStartError, OSError) as exc:
         keep_logs = any(root.iterdir())
-        _fail(exc, note=f"logs kept in {root}" if keep_logs else "")
+        raise fail(f"{exc}\nlogs kept in {root}" if keep_logs else str(exc)) from None
     except KeyboardInterrupt:
         interrupted = True  # while starting: the stack has stopped what it had started
     finally:
@@ -238,7 +239,7 @@ def down(
 def serve() -> None:
     from tria_service.__main__ import main  # the service is imported only by this command
 
-    raise typer.Exit(main())
+    raise typer.Exit(main([]))  # its own argv parsing must not read this command's words
 
 
 def register(app: typer.Typer) -> None:

@@ -12,11 +12,13 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import pytest
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pytest_tria_deploy.cli import pytest_view
 from pytest_tria_deploy.cli.group import USAGE_ERROR
 from pytest_tria_deploy.cli.output import fail, print_wide
 from pytest_tria_deploy.redact import redact
@@ -29,7 +31,7 @@ HELP = (
     "List the targets (the built-in local, containers and compose, and those in tria.toml) with "
     "their provider, protection and description, and check that each one's ${VAR} references "
     "are set in this environment. Values are never printed; an unset variable is named with the "
-    "field that uses it."
+    "field that uses it (on stderr, after the table)."
     "\n\nWith NAME arguments only those targets are listed and checked."
     "\n\nExit status: 0 every listed target resolves, 1 a target has unset variables, 4 usage "
     "error (an unknown target, a config file that is missing or invalid)."
@@ -86,14 +88,19 @@ def targets(
             metavar="PATH",
             exists=True,
             dir_okay=False,
-            help="The targets file. Default: tria.toml here, else \\[tool.tria] in pyproject.toml.",
+            help="The targets file. Default: the ini key tria_config (as `tria-deploy verify` "
+            "reads it), else tria.toml here, else \\[tool.tria] in pyproject.toml.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     here = Path.cwd()
     try:
-        loaded = load_config(here, str(config) if config else None, here)
+        explicit = str(config) if config else pytest_view.gate_ini(here).config_file
+    except pytest.UsageError as exc:
+        raise fail(f"tria-deploy targets: {exc}", USAGE_ERROR) from None
+    try:
+        loaded = load_config(here, explicit, here)
     except TargetError as exc:
         raise fail(format_problems(exc.problems), USAGE_ERROR) from None
     if loaded.problems:
@@ -111,7 +118,7 @@ def targets(
     print_wide(_table(rows, loaded.source))
     problems = [problem for _, found in rows for problem in found]
     for problem in problems:
-        Console().print(Text.assemble(("✗ ", "red"), problem), soft_wrap=True)
+        Console(stderr=True).print(Text.assemble(("✗ ", "red"), problem), soft_wrap=True)
     if problems:
         raise typer.Exit(1)
 

@@ -19,15 +19,24 @@ from typing import Any
 
 import pytest
 
+from tests.plugin.conftest import STAGE_MODULES
 from tests.suites.helpers import NOT_SUITE_FILES, SUITES
 
 CLI = str(Path(sys.executable).parent / "tria-deploy")
 # What the outer pytest run sets for itself must not steer the inner one.
 _OUTER = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "COLUMNS")
+# What a CI runner sets changes what the inner gate writes: GITHUB_STEP_SUMMARY would get the
+# tests' fake gate summaries appended to the real job summary, GITHUB_ACTIONS / GITLAB_CI put the
+# CI run into executor.json, CI / BUILD_NUMBER make pytest print its summary untruncated. Read
+# when a command runs (not frozen at import), since the session fixtures run before the
+# function-scoped ``_no_job_summary`` of tests/conftest.py could remove any of them.
+CI_VARIABLES = ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS", "GITLAB_CI", "CI", "BUILD_NUMBER")
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _OUTER}
+    """This process's environment without the outer run's and the CI's variables, plus
+    ``extra`` (which may set them again, for a test of them)."""
+    env = {k: v for k, v in os.environ.items() if k not in (*_OUTER, *CI_VARIABLES)}
     return {**env, **(extra or {})}
 
 
@@ -53,6 +62,21 @@ def copy_suites(where: Path) -> Path:
     """``where`` holding a copy of ``suites/`` (and no tria.toml: the built-in targets)."""
     shutil.copytree(SUITES, where / "suites", ignore=NOT_SUITE_FILES)
     return where
+
+
+FAILING_DATABASE = "def test_db_connects():\n    pass\n\ndef test_db_schema():\n    assert False\n"
+
+
+@pytest.fixture
+def failing_suite(tmp_path: Path) -> Path:
+    """A directory with a small staged ``suites/`` (no stack is started): one module per stage,
+    and the database stage fails one of its two tests."""
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    for name, body in STAGE_MODULES.items():
+        text = FAILING_DATABASE if name == "test_03_database" else body
+        (suites / f"{name}.py").write_text(text)
+    return tmp_path
 
 
 @dataclass(frozen=True)

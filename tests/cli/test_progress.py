@@ -6,26 +6,19 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.cli.conftest import CLI, clean_env, tria_deploy
-from tests.plugin.conftest import STAGE_MODULES
 
-FAILING_DATABASE = "def test_db_connects():\n    pass\n\ndef test_db_schema():\n    assert False\n"
+HEADER = "tria-deploy: target local (provider local"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-@pytest.fixture
-def failing_suite(tmp_path: Path) -> Path:
-    """One module per stage; the database stage fails one of its two tests."""
-    suites = tmp_path / "suites"
-    suites.mkdir()
-    for name, body in STAGE_MODULES.items():
-        text = FAILING_DATABASE if name == "test_03_database" else body
-        (suites / f"{name}.py").write_text(text)
-    return tmp_path
+def _screen_lines(shown: str) -> list[str]:
+    """What a terminal showed, line by line, without colours and cursor moves."""
+    return [line for line in re.split(r"[\r\n]+", ANSI.sub("", shown)) if line.strip()]
 
 
 def _in_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
@@ -85,7 +78,30 @@ def test_on_a_terminal_the_progress_is_live_and_gives_way_to_the_summary(
     code, shown = _in_a_terminal(["verify"], failing_suite)
     assert code == 1, shown
     assert "\x1b[" in shown  # drawn, not printed line by line
-    assert "all stages" in shown
-    assert "1 failed" in shown
+    rows = _screen_lines(shown)
+    # The display's own rows: the run's (9 tests, 1 failed) and the database stage's.
+    assert [row for row in rows if re.search(r"all stages.*\b9/9\b.*\b1 failed\b", row)]
+    assert [row for row in rows if re.search(r"database.*\b2/2\b.*1 passed, 1 failed", row)]
     assert "stage database: 2/2 done" not in shown  # no plain lines besides the live display
+    assert not [row for row in rows if re.fullmatch(r"suites/\S+\.py\s*", row)]  # nor file names
+    assert shown.count(HEADER) == 1
     assert shown.rindex("VERDICT: FAIL") > shown.rindex("all stages")  # the summary comes last
+
+
+def test_with_v_pytest_shows_a_line_per_test_and_its_header_once(failing_suite: Path) -> None:
+    result = tria_deploy("verify", "--", "-v", cwd=failing_suite, timeout=120)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert out.count(HEADER) == 1  # pytest's header, not the plugin's copy of it as well
+    assert "suites/test_03_database.py::test_db_schema FAILED" in out
+    assert "suites/test_01_preflight.py::test_runner_ready PASSED" in out
+    assert "stage database: 2/2 done (1 passed, 1 failed) in " in out  # the stage lines stay
+    assert out.index("::test_db_schema FAILED") < out.index("stage database:")
+
+
+def test_with_v_on_a_terminal_there_is_no_live_display(failing_suite: Path) -> None:
+    code, shown = _in_a_terminal(["verify", "--", "-v"], failing_suite)
+    assert code == 1, shown
+    assert "all stages" not in shown  # pytest's lines would tear the display
+    assert "suites/test_03_database.py::test_db_schema FAILED" in ANSI.sub("", shown)
+    assert "stage database: 2/2 done (1 passed, 1 failed) in " in ANSI.sub("", shown)

@@ -61,17 +61,65 @@ def test_report_writes_one_self_contained_html_file(full_run: GateRun) -> None:
     assert sorted(name for name in names if name not in embedded) == []
 
 
+NO_NODE = {"PATH": str(Path(sys.executable).parent)}  # python and tria-deploy, no node
+
+
 def test_without_node_it_says_how_to_get_the_report(tmp_path: Path) -> None:
     report_dir = _fake_results(tmp_path / "reports")
-    env = clean_env({"PATH": str(Path(sys.executable).parent)})  # python, tria-deploy: no node
-    result = tria_deploy("report", "--report-dir", str(report_dir), cwd=tmp_path, env=env)
+    old = report_dir / "allure-report" / "index.html"  # the report of an earlier run
+    old.parent.mkdir()
+    old.write_text("<html>the last run</html>")
+    result = tria_deploy(
+        "report", "--report-dir", str(report_dir), cwd=tmp_path, env=clean_env(NO_NODE)
+    )
     assert result.returncode == 1
     said = result.stderr
     assert "node and npx not found on PATH" in said
     assert "install Node.js 20+" in said
     assert f"run: tria-deploy report --report-dir {report_dir}" in said
     assert "npx --yes allure@3 allure2 --single-file" in said
+    assert not old.exists()  # a report that could not be built leaves no old one looking current
     assert not (report_dir / "allure-report").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("pyproject.toml", '[tool.pytest.ini_options]\ntria_report_dir = "gate-out"\n'),
+        ("pytest.ini", "[pytest]\ntria_report_dir = gate-out\n"),
+        ("tox.ini", "[pytest]\ntria_report_dir = gate-out\n"),
+        ("setup.cfg", "[tool:pytest]\ntria_report_dir = gate-out\n"),
+        ("pytest.toml", '[pytest]\ntria_report_dir = "gate-out"\n'),
+    ],
+)
+def test_the_report_dir_comes_from_the_ini_file_verify_reads(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    _fake_results(tmp_path / "gate-out")
+    result = tria_deploy("report", cwd=tmp_path, env=clean_env(NO_NODE))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "run: tria-deploy report --report-dir gate-out" in result.stderr  # found its results
+    assert "The results themselves are in gate-out/allure-results" in result.stderr
+
+
+def test_pytest_addopts_wins_over_the_ini_file(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntria_report_dir = gate-out\n")
+    env = clean_env({**NO_NODE, "PYTEST_ADDOPTS": "--tria-report-dir=elsewhere"})
+    result = tria_deploy("report", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "no Allure results in elsewhere/allure-results" in result.stderr
+
+
+def test_verify_and_report_agree_on_the_ini_report_dir(failing_suite: Path) -> None:
+    (failing_suite / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\ntria_report_dir = "gate-out"\n'
+    )
+    gate = tria_deploy("verify", cwd=failing_suite, timeout=120)
+    assert (failing_suite / "gate-out" / "verdict.json").is_file(), gate.stdout + gate.stderr
+    trend = tria_deploy("report", "--trend", cwd=failing_suite)
+    assert trend.returncode == 0, trend.stdout + trend.stderr
+    assert len(TABLE_ROW.findall(trend.stdout)) == 1
 
 
 def test_without_results_it_says_to_run_the_gate(tmp_path: Path) -> None:

@@ -48,9 +48,9 @@ def test_an_unset_variable_is_named_and_fails(project: Path, planted: dict[str, 
     for name in ("local", "containers", "compose", "canary"):
         assert f"│ {name} " in result.stdout
     assert "1 unresolved" in result.stdout
-    assert (
-        "target 'canary': CLI_CANARY_TOKEN is not set (used by diagnostics_token)" in result.stdout
-    )
+    problem = "target 'canary': CLI_CANARY_TOKEN is not set (used by diagnostics_token)"
+    assert problem in result.stderr  # problems on stderr, as every command prints them
+    assert problem not in result.stdout
     assert_no_secret({"stdout": result.stdout, "stderr": result.stderr}, given)
 
 
@@ -87,3 +87,13 @@ def test_config_and_name_mistakes_are_usage_errors(
     result = tria_deploy("targets", *args, cwd=tmp_path)
     assert result.returncode == 4, result.stdout + result.stderr
     assert expected in result.stderr
+
+
+def test_the_targets_file_comes_from_the_ini_key_verify_reads(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntria_config = conf/targets.toml\n")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "targets.toml").write_text('[targets.from_ini]\nprovider = "local"\n')
+    result = tria_deploy("targets", "from_ini", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "│ from_ini " in result.stdout
+    assert "conf/targets.toml" in result.stdout  # the caption names the file read

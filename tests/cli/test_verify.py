@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import GateRun, copy_suites, tria_deploy
+from tests.cli.conftest import GateRun, clean_env, copy_suites, tria_deploy
 from tests.suites.helpers import stages
 
 STAGE_LINE = re.compile(r"^stage (\w+): (\d+)(?:/(\d+))? done \((.*)\) in \d+\.\d\ds$", re.M)
@@ -74,7 +75,54 @@ def test_arguments_after_the_separator_go_to_pytest(gate_dir: Path) -> None:
     ],
 )
 def test_a_bad_option_is_a_usage_error(tmp_path: Path, args: list[str], expected: str) -> None:
+    # The last run's verdict: a run that went ahead would remove it before its tests, and a
+    # verdict of this run would replace it.
+    last = tmp_path / "reports" / "verdict.json"
+    last.parent.mkdir()
+    last.write_text('{"verdict": "PASS", "from": "the last run"}')
     result = tria_deploy("verify", *args, cwd=copy_suites(tmp_path), timeout=120)
     assert result.returncode == 4, result.stdout + result.stderr
     assert expected in result.stdout + result.stderr
-    assert not (tmp_path / "reports" / "verdict.json").exists()
+    assert json.loads(last.read_text())["from"] == "the last run"  # refused before any test ran
+    assert "VERDICT" not in result.stdout
+
+
+def test_a_test_path_after_the_separator_narrows_the_run(failing_suite: Path) -> None:
+    """Only the redis module runs: the failing database stage is not run, so the gate passes."""
+    result = tria_deploy("verify", "--", "suites/test_04_redis.py", cwd=failing_suite)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(_stage_lines(result.stdout)) == ["redis"]
+    verdict = json.loads((failing_suite / "reports" / "verdict.json").read_text())
+    ran = {name: stage["passed"] + stage["failed"] for name, stage in stages(verdict).items()}
+    assert {name: n for name, n in ran.items() if n} == {"redis": 1}
+
+
+def test_an_option_value_after_the_separator_is_no_test_path(failing_suite: Path) -> None:
+    """``-k redis``: "redis" is -k's value, so the suites are still searched, and only they (a
+    run without a path would search the whole directory and find the decoy)."""
+    (failing_suite / "test_redis_decoy.py").write_text("def test_redis_decoy():\n    pass\n")
+    result = tria_deploy("verify", "--", "--collect-only", "-k", "redis", cwd=failing_suite)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "suites/test_04_redis.py::test_redis_ping" in result.stdout
+    assert "decoy" not in result.stdout
+
+
+def test_ci_variables_of_the_outer_run_do_not_reach_the_gate(
+    failing_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under GitHub Actions the tests' gate runs must not append to the real job summary, nor
+    describe the real CI run in executor.json (the helpers drop those variables)."""
+    summary = tmp_path / "job-summary.md"
+    summary.touch()
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/outer-run")
+    result = tria_deploy("verify", cwd=failing_suite, timeout=120)
+    assert "VERDICT: FAIL" in result.stdout, result.stdout + result.stderr
+    assert summary.read_text() == ""
+    executor = failing_suite / "reports" / "allure-results" / "executor.json"
+    assert executor.is_file()
+    assert "acme/outer-run" not in executor.read_text()
+    # and the check can fail: given on purpose, the variable is used
+    tria_deploy("verify", cwd=failing_suite, env=clean_env({"GITHUB_STEP_SUMMARY": str(summary)}))
+    assert "tria-deploy: FAIL on local" in summary.read_text()

@@ -76,11 +76,37 @@ def test_tests_then_gate_then_report_then_upload(steps: list[dict[str, Any]]) ->
     upload, upload_step = _step(steps, "actions/upload-artifact")
     assert tests < gate < report < upload == len(steps) - 1
     assert "if" not in gate_step  # a failed test run stops before the gate
-    assert "always()" in report_step["if"]
-    assert f"steps.{gate_step['id']}.outcome" in report_step["if"]  # no HTML of nothing
-    assert upload_step["if"] == "always()"
-    assert "GITHUB_STEP_SUMMARY" in WORKFLOW.read_text(encoding="utf-8")  # said, not re-done
+    # After a failed gate too, but never on a cancelled run (always() would run them then).
+    assert (
+        report_step["if"]
+        == f"${{{{ !cancelled() && steps.{gate_step['id']}.outcome != 'skipped' }}}}"
+    )
+    assert upload_step["if"] == "${{ !cancelled() }}"
     assert ["tria-deploy", "verify", "--target", "local"] in _commands(steps)
+
+
+def test_no_step_writes_the_job_summary_the_plugin_writes(steps: list[dict[str, Any]]) -> None:
+    """The plugin appends summary.md to $GITHUB_STEP_SUMMARY itself: a step doing it too would
+    show the summary twice."""
+    assert not [run for run in _runs(steps) if "GITHUB_STEP_SUMMARY" in run]
+    assert not [step for step in steps if "GITHUB_STEP_SUMMARY" in str(step.get("env", {}))]
+
+
+def test_actions_are_node_24_majors_and_node_is_an_lts_line(steps: list[dict[str, Any]]) -> None:
+    """Node 20 is end of life, and so is the node20 runtime of the actions' older majors: each
+    runs on node24 from the major given here (their action.yml `runs.using`)."""
+    first_node24 = {
+        "actions/checkout": 5,
+        "actions/setup-python": 6,
+        "actions/setup-node": 5,
+        "actions/upload-artifact": 6,
+    }
+    for action, major in first_node24.items():
+        version = _step(steps, action)[1]["uses"].split("@")[1]
+        assert int(version.lstrip("v").split(".")[0]) >= major, action
+    node = int(str(_step(steps, "actions/setup-node")[1]["with"]["node-version"]).split(".")[0])
+    assert node >= 22  # 20 is end of life
+    assert node % 2 == 0  # even majors are the LTS lines
 
 
 def test_run_blocks_take_no_expressions(steps: list[dict[str, Any]]) -> None:
