@@ -19,7 +19,13 @@ from pytest_tria_deploy.activation import read_ini
 from pytest_tria_deploy.provision.docker import DOCKER_PROVIDERS, docker_problem
 from pytest_tria_deploy.redact import register_secrets
 from pytest_tria_deploy.stages import BUILTIN_STAGES, Stage, StageError, StageGraph, suggest
-from pytest_tria_deploy.targets import StageTable, Target, TargetError, load_config
+from pytest_tria_deploy.targets import (
+    StageTable,
+    Target,
+    TargetError,
+    load_config,
+    unknown_target,
+)
 
 DEFAULT_TARGET = "local"
 DEFAULT_REPORT_DIR = "reports"
@@ -118,9 +124,7 @@ def load_settings(config: pytest.Config, hook_stages: Iterable[Stage]) -> TriaSe
     names = names or [DEFAULT_TARGET]
     for name in names:
         if name not in known:
-            problems.append(
-                f"unknown target '{name}'; known: {', '.join(known)}{suggest(name, known)}"
-            )
+            problems.append(unknown_target(name, known))
     stage_setting = _setting(config, "tria_stage")
     selected = list(dict.fromkeys(str(s) for s in stage_setting.value or []))
     if graph is not None:

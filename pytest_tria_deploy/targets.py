@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +41,12 @@ DEPENDENCY_STAGES: dict[str, tuple[DependencyName, ...]] = {
 SECRET_FIELDS = ("database_url", "redis_url", "openai_api_key", "diagnostics_token", "secret_key")
 # A "${" that starts no complete ${VAR} or ${VAR:-default} reference (an unclosed one, say).
 _UNCLOSED_REFERENCE = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})")
+
+
+def unknown_target(name: str, known: Iterable[str]) -> str:
+    """The one wording for a target name that no config defines, with a "did you mean"."""
+    names = list(known)
+    return f"unknown target '{name}'; known: {', '.join(names)}{suggest(name, names)}"
 
 
 class TargetError(ValueError):

@@ -23,8 +23,7 @@ from pytest_tria_deploy.cli.group import USAGE_ERROR
 from pytest_tria_deploy.cli.output import fail, print_wide
 from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.settings import format_problems
-from pytest_tria_deploy.stages import suggest
-from pytest_tria_deploy.targets import Target, TargetError, load_config
+from pytest_tria_deploy.targets import Target, TargetError, load_config, unknown_target
 
 SHORT_HELP = "List the targets and check that their secrets resolve (values never shown)."
 HELP = (
@@ -107,10 +106,7 @@ def targets(
         raise fail(format_problems(loaded.problems), USAGE_ERROR)
     wanted = list(dict.fromkeys(names or loaded.targets))
     unknown = [
-        f"unknown target '{name}'; known: {', '.join(loaded.targets)}"
-        f"{suggest(name, loaded.targets)}"
-        for name in wanted
-        if name not in loaded.targets
+        unknown_target(name, loaded.targets) for name in wanted if name not in loaded.targets
     ]
     if unknown:
         raise fail(format_problems(unknown), USAGE_ERROR)
