@@ -92,8 +92,13 @@ def register_secrets(values: Iterable[str]) -> None:
         _refresh()
 
 
-def redact(text: str) -> str:
-    """Mask every known secret value and every credential-shaped substring in ``text``."""
+def redact(text: str, *, key_values: bool = True) -> str:
+    """Mask every known secret value and every credential-shaped substring in ``text``.
+
+    ``key_values=False`` skips the ``name: value`` heuristic, which also masks the word after
+    ``SECRET_KEY:`` in a message about that variable; only for a caller that has registered
+    every secret its text can hold (comprehensive_deploy.sh's log tee).
+    """
     for secret in _known:
         if secret in text:
             text = text.replace(secret, MASK)
@@ -103,7 +108,7 @@ def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(rf"\g<head>{MASK}", text)
     text = _OPENAI_KEY.sub(MASK, text)
     text = _AUTH_SCHEME.sub(rf"\g<head>{MASK}", text)
-    return _KEY_VALUE.sub(rf"\g<head>{MASK}", text)
+    return _KEY_VALUE.sub(rf"\g<head>{MASK}", text) if key_values else text
 
 
 def redact_tree(value: Any) -> Any:

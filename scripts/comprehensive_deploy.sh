@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# comprehensive_deploy.sh: deploy a Tria release and let it take traffic only if the gate passes.
+# comprehensive_deploy.sh: deploy a Tria release and keep it only if the gate passes.
 #
 # The seed's deployment flow: pre-flight (Docker, system resources, the env file) -> bring up the
 # release (Docker Compose, or local processes) -> the gate, stage by stage -> "Ready to accept
@@ -34,28 +34,36 @@ MIN_CPUS=${TRIA_DEPLOY_MIN_CPUS:-1}
 START_TIMEOUT=${TRIA_DEPLOY_START_TIMEOUT:-120}
 STOP_TIMEOUT=${TRIA_DEPLOY_STOP_TIMEOUT:-30}
 
+
 usage() {
   cat <<EOF
 Usage: scripts/comprehensive_deploy.sh [OPTIONS]
        scripts/comprehensive_deploy.sh --down [--state-dir DIR] [--env-file FILE]
 
-Deploy a Tria release, run the gate (tria-deploy verify) against it stage by stage, and let it
-take traffic only if the gate passes; otherwise roll back to the previous release.
+Deploy a Tria release, run the gate (tria-deploy verify) against it stage by stage, and keep it
+only if the gate passes; otherwise roll back to the previous release.
 
-  1. Pre-flight: the Docker CLI and engine, free disk / memory / CPUs against the minimums, and
-     the env file, validated by the service itself (python -m tria_service --check-config).
-  2. Bring up the release: Docker Compose (deploy/docker-compose.yml, image
-     tria-deploy:<release>), or in local mode a \`python -m tria_service\` process on a free
-     127.0.0.1 port, using the dependencies of a \`tria-deploy up\` stack left running in the
-     background (reused when one is running). In local mode the stack's endpoints replace the
-     env file's compose host names; a variable set in your shell wins over both, as with compose.
-  3. The gate against the new release, as an external target whose secrets are \`\${VAR}\`
-     references to this script's environment; each stage's status is logged in order.
+  1. Pre-flight: the Docker CLI and engine, free disk / memory / CPUs against the minimums, the
+     env file, validated by the service itself (python -m tria_service --check-config), and its
+     compose secrets (POSTGRES_PASSWORD, REDIS_PASSWORD, the passwords in DATABASE_URL and
+     REDIS_URL), judged by the service's placeholder rule.
+  2. Bring up the release. Compose (deploy/docker-compose.yml, image tria-deploy:<release>): the
+     service container is replaced in place on its fixed port, so the new release takes
+     traffic BEFORE the gate has judged it; a failed gate then restores the previous image.
+     Local mode: a \`python -m tria_service\` process on a free 127.0.0.1 port, which nothing
+     routes to until the gate passed, using the dependencies of a \`tria-deploy up\` stack left
+     running in the background (reused when one is running). In local mode the stack's
+     endpoints replace the env file's compose host names; a variable set in your shell wins
+     over both, as with compose.
+  3. The gate against the new release, as an external target (with the env file, whose lines
+     it checks) whose secrets are \`\${VAR}\` references to this script's environment; each
+     stage's status is logged in order.
   4. PASS or WARN: "Ready to accept traffic". In local mode the previous release is then stopped
      with SIGTERM (it drains) and the new one recorded as current.
   5. Anything else: roll back. Compose: \`up --no-build service\` with the previous image tag;
-     local: the new release is stopped and the previous one kept (restarted with this run's
-     environment if it died), and its readiness checked.
+     local: the new release is stopped and the previous one keeps serving, its readiness
+     checked. A previous release that has died is not restarted (that would run it with this
+     run's environment, untested by the gate): the script says so and exits 3.
 
 Options (each also read from the environment variable shown):
   --mode auto|compose|local   auto (default): compose when a Docker engine answers, local
@@ -79,8 +87,11 @@ Options (each also read from the environment variable shown):
                               [TRIA_DEPLOY_START_TIMEOUT]
   --stop-timeout SECONDS      how long a stopped release may take to drain before it is killed
                               (default 30) [TRIA_DEPLOY_STOP_TIMEOUT]
-  --down                      stop what this script left running: the current release and, in
-                              local mode, the tria-deploy up stack (compose: docker compose down)
+  --down                      stop what runs under this state dir: a release an interrupted run
+                              left, the current release, and the stack only if a run with this
+                              state dir started it (local: tria-deploy down; compose: docker
+                              compose down). While another run holds the state dir it stops
+                              nothing and exits 2.
   -h, --help                  show this help
 
 Also: TRIA_DEPLOY_PYTHON (default python) and TRIA_DEPLOY_CLI (default tria-deploy) name the
@@ -90,10 +101,12 @@ local stack). Everything printed goes to stdout and, redacted, to the log.
 Exit codes:
   0  the release passed the gate and is ready to accept traffic (--down: stopped)
   1  the release failed (to start, or the gate) and the previous release serves again
-  2  pre-flight failed: nothing was started or changed
+  2  pre-flight failed: nothing was started or changed (--down: another run holds the state dir)
   3  the release failed and no release serves: there was none before, or the rollback failed
   4  usage error (an unknown option or a bad value)
-  130 interrupted (the new release is stopped)
+  130 interrupted (Ctrl-C, SIGTERM or SIGHUP). Local mode: the new release is stopped and the
+      previous one serves on, untouched. Compose mode: the service is left as the interruption
+      found it (possibly the new image): deploy again, or --down
 EOF
 }
 
@@ -169,6 +182,7 @@ section() {
   log "== $* =="
 }
 
+
 # Everything from here on goes through the redacting tee; the env files' secrets are masked,
 # including the local stack's (its env file is read again when it appears or changes).
 start_logging() {
@@ -177,11 +191,19 @@ start_logging() {
   LOG_FILE="$LOG_DIR/deploy_$(date -u +%Y%m%dT%H%M%SZ).log"
   [[ ! -e $LOG_FILE ]] || LOG_FILE="$LOG_DIR/deploy_$(date -u +%Y%m%dT%H%M%SZ)_$$.log"
   STACK_ENV="$STATE_DIR/stack.env"
-  exec > >("$PYTHON" "$HELPERS/redact_stream.py" --log "$LOG_FILE" --watch "$ENV_FILE" \
-    --watch "$STACK_ENV") 2>&1
+  # The tee shares the terminal's process group, so a Ctrl-C reaches it too: it ignores the
+  # signal (SIG_IGN survives exec, and it ignores them itself) and ends at end of input, so the
+  # cleanup after an interruption is still logged.
+  exec > >(
+    trap '' INT TERM HUP
+    exec "$PYTHON" "$HELPERS/redact_stream.py" --log "$LOG_FILE" --watch "$ENV_FILE" \
+      --watch "$STACK_ENV"
+  ) 2>&1
   TEE_PID=$!
+  # Should the tee die anyway, a write fails (EPIPE) rather than killing the script mid-cleanup.
+  trap '' PIPE
   trap 'finish' EXIT
-  trap 'interrupted' INT TERM
+  trap 'interrupted' INT TERM HUP
   log "log: $LOG_FILE"
 }
 
@@ -193,17 +215,18 @@ finish() {
   exit "$rc"
 }
 
-# shellcheck disable=SC2329 # run by the INT/TERM trap
+# shellcheck disable=SC2329 # run by the INT/TERM/HUP trap
 interrupted() {
-  trap - INT TERM
-  log "interrupted"
+  trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short
+  log "interrupted: stopping what this run started"
   stop_pending
+  log "interrupted: exit $EXIT_INTERRUPTED"
   exit "$EXIT_INTERRUPTED"
 }
 
 # ---------------------------------------------------------------------------- state
 
-# A state file is KEY=VALUE lines (mode, release, pid, port, url); never sourced, only read.
+# A state file is KEY=VALUE lines (mode, release, pid, port, url...); never sourced, only read.
 state_get() {
   local file=$1 wanted=$2 key value
   [[ -f $file ]] || return 0
@@ -215,19 +238,21 @@ state_get() {
   done <"$file"
 }
 
+# Its status is explicit: callers under `if !` or `||` run with set -e off.
 state_write() {
   local file=$1
   shift
-  printf '%s\n' "$@" >"$file.tmp"
-  mv "$file.tmp" "$file"
+  printf '%s\n' "$@" >"$file.tmp" && mv "$file.tmp" "$file"
 }
 
-# One deployment at a time per state dir (where flock(1) exists); the lock goes with the process.
+# One run at a time per state dir, a deployment or --down (where flock(1) exists); the lock goes
+# with the process.
 lock_state() {
   command -v flock >/dev/null 2>&1 || return 0
   exec 9>"$STATE_DIR/lock"
   if ! flock -n 9; then
-    log "FAILED: another deployment is running with the state dir $STATE_DIR"
+    log "FAILED: another deployment is running with the state dir $STATE_DIR — let it finish" \
+      "(or interrupt it), then run again"
     exit "$EXIT_PREFLIGHT"
   fi
 }
@@ -240,8 +265,9 @@ alive() {
   [[ $stat != Z* ]]
 }
 
+# (grep's output to /dev/null, not -q: an early exit would fail the pipeline with 141.)
 is_release_process() {
-  alive "$1" && ps -o args= -p "$1" 2>/dev/null | grep -q 'tria_service'
+  alive "$1" && ps -o args= -p "$1" 2>/dev/null | grep tria_service >/dev/null
 }
 
 # SIGTERM, so the release drains; SIGKILL only after --stop-timeout.
@@ -265,6 +291,7 @@ stop_release() {
   log "release $name stopped"
 }
 
+# The release recorded as pending: this run's new one, or one an interrupted run left behind.
 stop_pending() {
   local pid
   pid=$(state_get "$STATE_DIR/pending" pid)
@@ -274,20 +301,9 @@ stop_pending() {
   rm -f "$STATE_DIR/pending"
 }
 
-http_status() {
-  "$PYTHON" - "$1" <<'PY'
-import sys
-import urllib.error
-import urllib.request
-
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as response:
-        print(response.status)
-except urllib.error.HTTPError as error:
-    print(error.code)
-except OSError:
-    print(0)
-PY
+# Whether URL answers 200 (with a release id: and the body says it is that release).
+answers() {
+  "$PYTHON" "$HELPERS/probe.py" "$@"
 }
 
 # A free 127.0.0.1 port below the ephemeral range (tria-deploy's own choice), so no client
@@ -371,10 +387,16 @@ preflight() {
     log "FAILED: $ENV_FILE does not exist — copy .env.docker.example to it and fill in the secrets"
     exit "$EXIT_PREFLIGHT"
   fi
+  local refused=""
   if ! TRIA_ENV_FILE="$ENV_FILE" "$PYTHON" -m tria_service --check-config; then
     log "FAILED: the service refuses this configuration (above) — fix $ENV_FILE"
-    exit "$EXIT_PREFLIGHT"
+    refused=1
   fi
+  if ! "$PYTHON" "$HELPERS/compose_secrets.py" "$ENV_FILE"; then
+    log "FAILED: the compose secrets above are placeholders — fix $ENV_FILE"
+    refused=1
+  fi
+  [[ -z $refused ]] || exit "$EXIT_PREFLIGHT"
   CURRENT_RELEASE=$(state_get "$STATE_DIR/current" release)
   if [[ $CURRENT_RELEASE == "$RELEASE" ]]; then
     log "FAILED: release $RELEASE is already the current release — give a new --release"
@@ -393,6 +415,7 @@ write_target() {
 [targets.$TARGET_NAME]
 provider = "external"
 description = "release $RELEASE ($MODE mode)"
+env_file = "$ENV_FILE"
 service_url = "\${TRIA_GATE_SERVICE_URL}"
 database_url = "\${TRIA_GATE_DATABASE_URL}"
 redis_url = "\${TRIA_GATE_REDIS_URL}"
@@ -422,29 +445,39 @@ export_gate_env() {
   [[ -n ${TRIA_GATE_DATABASE_URL:-} ]]
 }
 
+# Called under `if !`: set -e is off in here, so every step's status is checked.
 run_gate() {
   local service_url=$1 toml="$STATE_DIR/tria.toml" rc=0
   section "Gate: tria-deploy verify against release $RELEASE"
   export TRIA_GATE_SERVICE_URL=$service_url
-  write_target "$toml"
-  mkdir -p "$REPORT_DIR"
+  if ! write_target "$toml" || ! mkdir -p "$REPORT_DIR"; then
+    log "FAILED: cannot write the gate's target $toml or its report dir $REPORT_DIR"
+    return 1
+  fi
   (cd "$REPO_ROOT" && "$TRIA_DEPLOY_CLI" verify --target "$TARGET_NAME" --config "$toml" \
     --report-dir "$REPORT_DIR" --suites "$REPO_ROOT/suites") || rc=$?
   log "gate exit status: $rc (reports in $REPORT_DIR)"
-  log "stages, in the order the gate ran them:"
-  if ! "$PYTHON" "$HELPERS/stages.py" "$REPORT_DIR/verdict.json"; then
-    return 1
-  fi
-  [[ $rc -eq 0 ]]
+  "$PYTHON" "$HELPERS/stages.py" "$REPORT_DIR/verdict.json" && [[ $rc -eq 0 ]]
 }
 
 # ---------------------------------------------------------------------------- local mode
 
+# The stack record (state file "stack") says whether a run with this state dir started it: only
+# then does --down stop it. Called under `if !`: every step's status is checked.
 ensure_stack() {
-  local running pid waited=0
+  local running owner env_file pid waited=0
   if running=$("$PYTHON" "$HELPERS/running_stack.py"); then
-    [[ $running == "$STACK_ENV" ]] || ln -sfn "$running" "$STACK_ENV"
-    log "local stack: reusing the running tria-deploy up stack"
+    read -r owner env_file <<<"$running"
+    if [[ $env_file != "$STACK_ENV" ]] && ! ln -sfn "$env_file" "$STACK_ENV"; then
+      log "FAILED: cannot link the stack's env file to $STACK_ENV"
+      return 1
+    fi
+    if [[ $(state_get "$STATE_DIR/stack" owner_pid) == "$owner" ]]; then
+      log "local stack: reusing the tria-deploy up stack this state dir started (pid $owner)"
+    else
+      log "local stack: reusing the running tria-deploy up stack (pid $owner; not started" \
+        "here, so --down leaves it running)"
+    fi
     return 0
   fi
   rm -f "$STACK_ENV"
@@ -453,6 +486,10 @@ ensure_stack() {
   detach "$TRIA_DEPLOY_CLI" up --env-file "$STACK_ENV" </dev/null >/dev/null \
     2>>"$STATE_DIR/stack.log" &
   pid=$!
+  if ! state_write "$STATE_DIR/stack" mode=local "owner_pid=$pid"; then
+    log "FAILED: cannot record the local stack in $STATE_DIR"
+    return 1
+  fi
   until [[ -s $STACK_ENV ]]; do
     if ! alive "$pid" || ((waited >= START_TIMEOUT * 2)); then
       log "FAILED: the local stack did not come up; the end of $STATE_DIR/stack.log:"
@@ -475,18 +512,31 @@ export_stack_endpoints() {
   done <"$STACK_ENV"
 }
 
-# Start release $1 on port $2; sets STARTED_PID.
+# Start release $1 on port $2 and record it as pending (stopped when this run fails or is
+# interrupted); sets STARTED_PID. A signal that arrives between the start and the record is held
+# until the record is written, so no release is ever unrecorded.
 start_local_release() {
-  local name=$1 port=$2
+  local name=$1 port=$2 record="$STATE_DIR/pending"
   log "starting release $name: python -m tria_service on 127.0.0.1:$port" \
     "(log: $STATE_DIR/release-$name.log)"
+  HELD_SIGNAL=""
+  trap 'HELD_SIGNAL=1' INT TERM HUP
   TRIA_ENV_FILE="$ENV_FILE" TRIA_RELEASE_ID="$name" TRIA_HOST=127.0.0.1 TRIA_PORT="$port" \
     detach "$PYTHON" -m tria_service </dev/null >>"$STATE_DIR/release-$name.log" 2>&1 &
   STARTED_PID=$!
+  if ! state_write "$record" mode=local "release=$name" "pid=$STARTED_PID" "port=$port" \
+    "url=http://127.0.0.1:$port"; then
+    trap 'interrupted' INT TERM HUP
+    log "FAILED: cannot record release $name in $record"
+    stop_release "$STARTED_PID" "$name"
+    return 1
+  fi
+  trap 'interrupted' INT TERM HUP
+  [[ -z $HELD_SIGNAL ]] || interrupted
 }
 
-# Wait until release $1 (pid $2, port $3) answers /health: it has validated its configuration
-# and every critical dependency by then.
+# Wait until release $1 (pid $2, port $3) answers /health as itself (its releaseId, not another
+# process on the port): it has validated its configuration and every critical dependency by then.
 wait_live() {
   local name=$1 pid=$2 port=$3 waited=0 rc=0
   while ((waited < START_TIMEOUT * 2)); do
@@ -496,7 +546,7 @@ wait_live() {
       tail -n 20 "$STATE_DIR/release-$name.log" || true
       return 1
     fi
-    if [[ $(http_status "http://127.0.0.1:$port/health") == 200 ]]; then
+    if answers "http://127.0.0.1:$port/health" --release "$name"; then
       log "release $name is live on 127.0.0.1:$port (pid $pid)"
       return 0
     fi
@@ -510,18 +560,17 @@ wait_live() {
 # Start the new release on a free port until it is live; sets STARTED_PID and STARTED_PORT. A
 # port taken by someone else between the choice and the bind costs another try, nothing more.
 launch_new_release() {
-  local attempt seen
+  local attempt seen=0 release_log="$STATE_DIR/release-$RELEASE.log"
   for attempt in 1 2 3; do
-    STARTED_PORT=$(free_port)
-    seen=$(wc -l <"$STATE_DIR/release-$RELEASE.log" 2>/dev/null || echo 0)
-    start_local_release "$RELEASE" "$STARTED_PORT"
-    state_write "$STATE_DIR/pending" mode=local "release=$RELEASE" "pid=$STARTED_PID" \
-      "port=$STARTED_PORT"
+    STARTED_PORT=$(free_port) || return 1
+    if [[ -f $release_log ]]; then
+      seen=$(wc -l <"$release_log") || return 1
+    fi
+    start_local_release "$RELEASE" "$STARTED_PORT" || return 1
     if wait_live "$RELEASE" "$STARTED_PID" "$STARTED_PORT"; then
       return 0
     fi
-    if ! tail -n "+$((seen + 1))" "$STATE_DIR/release-$RELEASE.log" |
-      grep -qi 'address already in use'; then
+    if ! tail -n "+$((seen + 1))" "$release_log" | grep -i 'address already in use' >/dev/null; then
       return 1
     fi
     log "port $STARTED_PORT was taken before release $RELEASE bound it (try $attempt of 3)"
@@ -530,7 +579,7 @@ launch_new_release() {
 }
 
 ready() {
-  [[ $(http_status "$1$READINESS_PATH") == 200 ]]
+  answers "$1$READINESS_PATH"
 }
 
 deploy_local() {
@@ -538,6 +587,11 @@ deploy_local() {
   section "Bring up (local mode)"
   previous_pid=$(state_get "$STATE_DIR/current" pid)
   previous_port=$(state_get "$STATE_DIR/current" port)
+  if [[ -f $STATE_DIR/pending ]]; then
+    log "release $(state_get "$STATE_DIR/pending" release) was left pending by an interrupted" \
+      "run: stopping it"
+    stop_pending
+  fi
   if ! ensure_stack; then
     rollback_local "$previous_pid" "$previous_port"
   fi
@@ -570,14 +624,11 @@ rollback_local() {
     exit "$EXIT_NOTHING_SERVING"
   fi
   if ! is_release_process "$previous_pid"; then
-    log "previous release $CURRENT_RELEASE is not running: restarting it on port $previous_port"
-    start_local_release "$CURRENT_RELEASE" "$previous_port"
-    if ! wait_live "$CURRENT_RELEASE" "$STARTED_PID" "$previous_port"; then
-      log "FAILED: could not restart release $CURRENT_RELEASE: nothing serves"
-      exit "$EXIT_NOTHING_SERVING"
-    fi
-    state_write "$STATE_DIR/current" mode=local "release=$CURRENT_RELEASE" "pid=$STARTED_PID" \
-      "port=$previous_port" "url=http://127.0.0.1:$previous_port"
+    # Restarting it here would run it with this run's environment, not the one it passed the
+    # gate with: that is a new deployment, and it must go through the gate.
+    log "FAILED: previous release $CURRENT_RELEASE is no longer running: nothing serves;" \
+      "deploy it again through the gate ($0 --release $CURRENT_RELEASE)"
+    exit "$EXIT_NOTHING_SERVING"
   fi
   if ! ready "http://127.0.0.1:$previous_port"; then
     log "FAILED: previous release $CURRENT_RELEASE is running but not ready: nothing serves"
@@ -604,6 +655,11 @@ published() {
 deploy_compose() {
   local service_address
   section "Bring up (compose mode): image tria-deploy:$RELEASE"
+  # The stack is this state dir's to stop (--down) only if nothing of it ran before.
+  if [[ -z $(state_get "$STATE_DIR/stack" mode) && -z $(compose ps -q 2>/dev/null) ]]; then
+    state_write "$STATE_DIR/stack" mode=compose
+  fi
+  log "the service container is replaced in place: release $RELEASE takes traffic before the gate"
   if ! TRIA_SERVICE_IMAGE="tria-deploy:$RELEASE" TRIA_RELEASE_ID="$RELEASE" \
     compose up -d --build --wait; then
     log "FAILED: docker compose up did not bring release $RELEASE up healthy"
@@ -612,7 +668,7 @@ deploy_compose() {
   service_address=$(published service 8000)
   local args=(--published "postgres=$(published postgres 5432)"
     --published "redis=$(published redis 6379)" --published "chroma=$(published chroma 8000)")
-  if compose ps --services 2>/dev/null | grep -qx openai-standin; then
+  if compose ps --services 2>/dev/null | grep -x openai-standin >/dev/null; then
     args+=(--published "openai-standin=$(published openai-standin 8080)")
   fi
   if ! export_gate_env "${args[@]}" || ! run_gate "http://$service_address"; then
@@ -650,21 +706,35 @@ rollback_compose() {
 
 # ---------------------------------------------------------------------------- --down
 
+# The stack is stopped only when a run with this state dir started it: a stack it merely reused
+# may serve someone else.
+stop_own_stack() {
+  local owner running
+  case $(state_get "$STATE_DIR/stack" mode) in
+    compose) compose down ;;
+    local)
+      owner=$(state_get "$STATE_DIR/stack" owner_pid)
+      if running=$("$PYTHON" "$HELPERS/running_stack.py") && [[ ${running%% *} == "$owner" ]]; then
+        "$TRIA_DEPLOY_CLI" down
+      else
+        log "local stack: the one this state dir started is no longer running"
+      fi
+      ;;
+    *) log "local stack: not started by this state dir: left running" ;;
+  esac
+}
+
 down() {
-  section "Stopping what comprehensive_deploy.sh left running"
-  local mode pid
-  mode=$(state_get "$STATE_DIR/current" mode)
+  lock_state
+  section "Stopping what comprehensive_deploy.sh left running with $STATE_DIR"
+  local pid
   stop_pending
-  if [[ $mode == compose ]]; then
-    compose down
-  else
-    pid=$(state_get "$STATE_DIR/current" pid)
-    if [[ -n $pid ]]; then
-      stop_release "$pid" "$(state_get "$STATE_DIR/current" release)"
-    fi
-    "$TRIA_DEPLOY_CLI" down
+  pid=$(state_get "$STATE_DIR/current" pid)
+  if [[ -n $pid ]]; then
+    stop_release "$pid" "$(state_get "$STATE_DIR/current" release)"
   fi
-  rm -f "$STATE_DIR/current" "$STACK_ENV"
+  stop_own_stack
+  rm -f "$STATE_DIR/current" "$STATE_DIR/stack" "$STACK_ENV"
   log "stopped"
   exit "$EXIT_READY"
 }

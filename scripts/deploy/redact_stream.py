@@ -1,9 +1,14 @@
 """Copy stdin to stdout and to a log file, line by line, redacted (comprehensive_deploy.sh's tee).
 
-Every line goes through the plugin's ``redact`` (credential-shaped text: URL passwords, ``sk-``
-keys, bearer tokens, ``password=``-style pairs) after the secret values of the watched env files
-are registered with it. An env file may appear later (the local stack writes its own once it is
-up) or change, so each is read again whenever its size or modification time changes.
+It masks every secret it can know: the secret values of the watched env files and of its own
+environment (the caller's shell, whose values win over the env file), and what is shaped like a
+credential (URL passwords, ``sk-`` keys, bearer tokens). It skips the ``name: value`` heuristic,
+which would turn the service's own "SECRET_KEY: is a placeholder" into "SECRET_KEY: *** a
+placeholder". An env file may appear later (the local stack writes its own once it is up) or
+change, so each is read again whenever its size or modification time changes.
+
+It ignores SIGINT, SIGTERM and SIGHUP and ends at end of input: a Ctrl-C reaches the whole
+process group, and the script must still be able to log how it cleaned up after one.
 
     python scripts/deploy/redact_stream.py --log deploy.log --watch .env.docker --watch stack.env
 """
@@ -12,32 +17,29 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import re
+import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from dotenv import dotenv_values
-
+from pytest_tria_deploy.helpers import read_env_file
 from pytest_tria_deploy.redact import redact, register_secrets
 
-# Keys whose whole value is a secret; any other value counts only for the password in a URL.
-SECRET_KEY_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|_KEY$", re.IGNORECASE)
+# Keys whose whole value is a secret (not TRIA_AGENT_MAX_TOKENS: a count); any other value
+# counts only for the password in a URL.
+SECRET_KEY_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN$|API_KEY|_KEY$", re.IGNORECASE)
 
 
-def secret_values(path: Path) -> list[str]:
-    """The values of ``path`` a log must never show; unreadable or absent: none yet."""
-    try:
-        values = dotenv_values(path, encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    found: list[str] = []
-    for key, value in values.items():
-        if not value:
-            continue
-        if SECRET_KEY_NAME.search(key) or "://" in value:  # register() keeps a URL's password only
-            found.append(value)
-    return found
+def secret_values(values: Mapping[str, str]) -> list[str]:
+    """The values a log must never show: secret-named ones, and every URL (for its password)."""
+    return [
+        value
+        for key, value in values.items()
+        if value and (SECRET_KEY_NAME.search(key) or "://" in value)
+    ]
 
 
 class Watched:
@@ -53,30 +55,44 @@ class Watched:
         except OSError:
             return
         signature = (stat.st_size, stat.st_mtime_ns)
-        if signature != self.seen:
-            self.seen = signature
-            register_secrets(secret_values(self.path))
+        if signature == self.seen:
+            return
+        try:
+            values = read_env_file(self.path).values
+        except (OSError, UnicodeDecodeError):
+            return  # unreadable for now: read again when it changes
+        self.seen = signature
+        register_secrets(secret_values(values))
 
 
 def pump(source: TextIO, sink: TextIO, log: TextIO, watched: list[Watched]) -> None:
-    """Until end of input: each line redacted to both outputs, flushed at once."""
+    """Until end of input: each line redacted to both outputs, flushed at once. A terminal that
+    went away (EPIPE) ends the copy to it, not the log."""
+    to_sink = True
     for line in source:
         for item in watched:
             item.refresh()
-        clean = redact(line)
-        sink.write(clean)
-        sink.flush()
+        clean = redact(line, key_values=False)
+        if to_sink:
+            try:
+                sink.write(clean)
+                sink.flush()
+            except OSError:
+                to_sink = False
         log.write(clean)
         log.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", type=Path, required=True, help="append the redacted lines here")
     parser.add_argument(
         "--watch", type=Path, action="append", default=[], help="env file holding secrets"
     )
     args = parser.parse_args(argv)
+    register_secrets(secret_values(os.environ))
     watched = [Watched(path) for path in args.watch]
     # A stray byte must not end the log: undecodable input is replaced, not fatal.
     source = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")

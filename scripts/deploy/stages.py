@@ -1,9 +1,11 @@
-"""Print the gate's stages in order from verdict.json, one line each, for the deployment log.
+"""The gate's verdict from verdict.json, as one line for the deployment log, and as exit status.
 
     python scripts/deploy/stages.py reports/verdict.json
 
-Exit status: 0 when the verdict lets the release take traffic (PASS or WARN), 1 when it does not
-(FAIL or BLOCKED), 2 when there is no readable verdict (the gate did not get that far).
+The stage table is tria-deploy verify's own (printed just before); this only says what the
+script decides on. Exit status: 0 when the verdict lets the release take traffic (PASS or
+WARN), 1 when it does not (FAIL or BLOCKED), 2 when there is no readable verdict (the gate did
+not get that far).
 """
 
 from __future__ import annotations
@@ -17,26 +19,10 @@ from typing import Any
 ACCEPTED = ("PASS", "WARN")
 
 
-def stage_line(stage: Mapping[str, Any]) -> str:
-    """``stage <name>: <STATUS> (counts)``, then the reason when there is one (already redacted)."""
-    counts = ", ".join(
-        f"{stage.get(key, 0)} {key}" for key in ("passed", "failed", "skipped", "blocked")
-    )
-    line = f"stage {stage.get('name', '?')}: {stage.get('status', '?')} ({counts})"
-    reason = str(stage.get("reason") or "")
-    return f"{line} — {reason}" if reason else line
-
-
-def report(verdict: Mapping[str, Any]) -> list[str]:
-    """Each target's stages in the order the gate ran them, then the verdict and its reason."""
-    lines: list[str] = []
-    for target in verdict.get("targets", []):
-        lines += [stage_line(stage) for stage in target.get("stages", [])]
+def verdict_line(verdict: Mapping[str, Any]) -> str:
+    """``gate verdict: <VERDICT>``, then the reason when there is one (already redacted)."""
     reason = verdict.get("reason") or ""
-    lines.append(
-        f"gate verdict: {verdict.get('verdict', '?')}" + (f" — {reason}" if reason else "")
-    )
-    return lines
+    return f"gate verdict: {verdict.get('verdict', '?')}" + (f" — {reason}" if reason else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"no readable verdict at {args[0]}: {type(exc).__name__}", file=sys.stderr)
         return 2
-    for line in report(verdict):
-        print(line)
+    if not isinstance(verdict, dict):
+        print(f"no readable verdict at {args[0]}: not a JSON object", file=sys.stderr)
+        return 2
+    print(verdict_line(verdict))
     return 0 if verdict.get("verdict") in ACCEPTED else 1
 
 

@@ -1,4 +1,8 @@
-"""`python -m tria_service`: validate the configuration, then serve with uvicorn.
+"""`python -m tria_service [--check-config]`: validate the configuration, then serve with uvicorn.
+
+`--check-config` validates the configuration and starts nothing: exit 0 when it is valid, 2 when
+it is not (every problem listed). Any other argument is a usage error (exit 2, with the usage
+line): the service is configured by its environment and env file only, never by arguments.
 
 Exit codes: 2 for bad configuration (every problem listed), 1 when startup is refused because a
 critical dependency failed (each one named). Both print a plain message to stderr, never a
@@ -9,6 +13,7 @@ finish, and the process exits within TRIA_SHUTDOWN_GRACE seconds.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import math
 import sys
@@ -245,8 +250,23 @@ def _report_refusal(error: StartupError | ConfigError, settings: Settings) -> in
     return EXIT_BAD_CONFIG if isinstance(error, ConfigError) else EXIT_STARTUP_REFUSED
 
 
-def main() -> int:
-    if sys.argv[1:] == [CHECK_CONFIG_FLAG]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The only options; anything else exits 2 with the usage line (argparse's own)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tria_service",
+        description="Serve the Tria service, configured by its environment and env file "
+        "($TRIA_ENV_FILE, else .env).",
+    )
+    parser.add_argument(
+        CHECK_CONFIG_FLAG,
+        action="store_true",
+        help="validate the configuration and start nothing: exit 0 when valid, 2 when not",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if parse_args(argv).check_config:
         return check_config(load_configuration)
     try:
         return _run()

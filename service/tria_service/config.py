@@ -107,7 +107,7 @@ _CHAT_RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 
-def _is_placeholder(value: str) -> bool:
+def is_placeholder(value: str) -> bool:
     """A value made of a known placeholder (repeated or not), or of too few distinct characters."""
     normalized = re.sub(r"[^a-z0-9]", "", value.lower())
     if len(set(normalized)) < 4:
@@ -142,7 +142,7 @@ def _check_secret(value: SecretStr, min_length: int, nbytes: int) -> SecretStr:
     """Long enough and not a placeholder; the fix names a generator, never the value."""
     fix = f"generate one with: python -c 'import secrets; print(secrets.token_urlsafe({nbytes}))'"
     secret = value.get_secret_value()
-    if _is_placeholder(secret):
+    if is_placeholder(secret):
         raise _problem(f"is a placeholder, not a secret — {fix}")
     if len(secret) < min_length:
         raise _problem(f"must be at least {min_length} characters — {fix}")
@@ -344,7 +344,7 @@ class Settings(BaseSettings):
                 "characters) — copy a key from platform.openai.com/api-keys, or set "
                 "OPENAI_BASE_URL for another OpenAI-compatible endpoint"
             )
-        if _is_placeholder(key.removeprefix("sk-")):
+        if is_placeholder(key.removeprefix("sk-")):
             raise _problem(
                 "is a placeholder, not a key — copy a key from platform.openai.com/api-keys"
             )

@@ -7,7 +7,9 @@ of the module; its state, logs and reports live under a temporary directory. Rel
 - r2 with a real fault (its Chroma is a dead port, which its own startup lets through because it
   was told Chroma is not critical): the gate fails, r2 is stopped, r1 serves on, exit 1;
 - r3 healthy again: it becomes current and r1 is stopped gracefully;
-- a release whose Redis is a dead port, with no previous release: it refuses to start, exit 3.
+- a release whose Redis is a dead port, with no previous release: it refuses to start, exit 3;
+- a release interrupted (SIGINT to the script's process group) during its gate: exit 130, the
+  new release stopped, the previous one serving on.
 
 The env file's secrets are planted canaries; none may appear in any file the script leaves. At
 the end `--down` stops everything, and no process started by the script may be left.
@@ -18,14 +20,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import psutil
@@ -50,7 +55,6 @@ STAGES = (
     "health",
     "smoke",
 )
-STAGE_LINE = re.compile(r"^stage (\w+): (PASS|WARN|FAIL|BLOCKED|SKIPPED|NOT_RUN) \(", re.MULTILINE)
 # Variables of the caller's environment that would change what a release or the gate reads.
 INHERITED_CONFIG = (
     "DATABASE_URL",
@@ -141,9 +145,8 @@ class Deployer:
             name, _, value = line.partition("=")
             if name in ("OPENAI_API_KEY", "SECRET_KEY", "TRIA_DIAGNOSTICS_TOKEN"):
                 values[f"stack {name}"] = value
-            elif name in ("DATABASE_URL", "REDIS_URL") and "@" in value:
-                password = value.split("://", 1)[1].rsplit("@", 1)[0].rpartition(":")[2]
-                values[f"stack {name} password"] = password
+            elif name in ("DATABASE_URL", "REDIS_URL") and urlsplit(value).password:
+                values[f"stack {name} password"] = unquote(urlsplit(value).password or "")
         return values
 
     def assert_nothing_leaked(self) -> None:
@@ -169,6 +172,11 @@ def log_file(result: subprocess.CompletedProcess[str]) -> Path:
     first = result.stdout.splitlines()[0]
     assert "log: " in first, first
     return Path(first.split("log: ", 1)[1].strip())
+
+
+def verdict_stages(report_dir: Path) -> list[tuple[str, str]]:
+    verdict = json.loads((report_dir / "verdict.json").read_text())
+    return [(stage["name"], stage["status"]) for stage in verdict["targets"][0]["stages"]]
 
 
 def readiness(port: str) -> int:
@@ -271,17 +279,28 @@ def test_healthy_deploy_is_ready(
     assert first.returncode == 0, text
     assert "Ready to accept traffic" in text
     assert "Docker: not needed (--mode local)" in text
+    # No bash error on the way (a first deploy used to redirect from an absent release log).
+    assert f"{SCRIPT.name}: line" not in text
+    assert "No such file or directory" not in text
     current = deployer.state()
     assert current["release"] == "r1"
     assert release_running(current["pid"])
     assert readiness(current["port"]) == 200
     log = log_file(first).read_text()
     assert "Ready to accept traffic" in log
-    assert "stage smoke: PASS" in log
-    # Each stage's status, in the order the gate ran them.
-    stages = STAGE_LINE.findall(log)
-    assert [name for name, _ in stages] == list(STAGES)
-    assert {status for _, status in stages} == {"PASS"}
+    assert "gate verdict: PASS" in log
+    # Each stage ran, in order, and its status is in the log (the gate's own stage table).
+    stages = verdict_stages(deployer.log_dir / "reports" / "r1")
+    assert stages == [(name, "PASS") for name in STAGES]
+    log_lines = log.splitlines()
+    for name, status in stages:
+        assert any(line.split()[:1] == [name] and line.endswith(status) for line in log_lines)
+    # The generated target names the env file, so the gate checks its lines too.
+    assert (
+        f'env_file = "{deployer.env_file}"'
+        in (deployer.log_dir / "state" / "tria.toml").read_text()
+    )
+    assert "the target names no env_file" not in log
     deployer.assert_nothing_leaked()
 
 
@@ -299,7 +318,8 @@ def test_broken_dependency_rolls_back(
     assert result.returncode == EXIT_ROLLED_BACK, text
     assert "Ready to accept traffic" not in text
     log = log_file(result).read_text()
-    assert "stage external: FAIL" in log
+    assert ("external", "FAIL") in verdict_stages(deployer.log_dir / "reports" / "r2")
+    assert "gate verdict: FAIL" in log
     assert "rolled back to release r1" in log
     pending_pid = next(
         line.rsplit("pid ", 1)[1].rstrip(")")
@@ -316,15 +336,81 @@ def test_broken_dependency_rolls_back(
 def test_next_release_replaces_the_previous(
     deployer: Deployer, first: subprocess.CompletedProcess[str]
 ) -> None:
+    """It also stops a release an earlier, interrupted run left recorded as pending (a decoy
+    here: a process whose command line names tria_service, as a release's does)."""
     assert first.returncode == 0, output(first)
     previous = deployer.state()
-    result = deployer.run("--mode", "local", "--release", "r3")
-    assert result.returncode == 0, output(result)
+    decoy = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "tria_service"],
+        start_new_session=True,
+    )
+    try:
+        (deployer.log_dir / "state" / "pending").write_text(
+            f"mode=local\nrelease=ghost\npid={decoy.pid}\nport=9\n"
+        )
+        result = deployer.run("--mode", "local", "--release", "r3")
+        assert result.returncode == 0, output(result)
+        assert decoy.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        decoy.kill()
+        decoy.wait()
+    log = log_file(result).read_text()
+    assert "release ghost was left pending by an interrupted run: stopping it" in log
     current = deployer.state()
     assert current["release"] == "r3"
     assert readiness(current["port"]) == 200
     assert psutil.wait_procs([psutil.Process(int(previous["pid"]))], timeout=30)[1] == []
-    assert f"stopping release {previous['release']}" in log_file(result).read_text()
+    assert f"stopping release {previous['release']}" in log
+
+
+def read_until(process: subprocess.Popen[str], wanted: str, timeout: float) -> str:
+    """The script's output up to the first line holding ``wanted``."""
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        ready, _, _ = select.select([process.stdout], [], [], max(deadline - time.monotonic(), 0))
+        line = process.stdout.readline() if ready else ""
+        assert line, f"no {wanted!r} in time; output so far:\n{seen}"
+        seen += line
+    return seen
+
+
+def test_ctrl_c_during_the_gate_stops_the_new_release(
+    deployer: Deployer, first: subprocess.CompletedProcess[str]
+) -> None:
+    """SIGINT to the script's whole process group, as a terminal's Ctrl-C sends it: the tee
+    survives it, the new release is stopped, the previous one serves on."""
+    assert first.returncode == 0, output(first)
+    previous = deployer.state()
+    process = subprocess.Popen(
+        [str(SCRIPT), "--mode", "local", "--release", "rint"],
+        env=deployer.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        seen = read_until(process, "== Gate:", RUN_TIMEOUT)
+        pending = deployer.state("pending")
+        assert pending["release"] == "rint"
+        time.sleep(1.0)  # into the gate's pytest run
+        os.killpg(process.pid, signal.SIGINT)
+        rest, _ = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = seen + rest
+    assert process.returncode == 130, text
+    assert not release_running(pending["pid"])
+    assert not (deployer.log_dir / "state" / "pending").exists()
+    assert deployer.state() == previous
+    assert readiness(previous["port"]) == 200
+    log = (Path(seen.splitlines()[0].split("log: ", 1)[1].strip())).read_text()
+    assert "stopping release rint" in log
+    assert log.splitlines()[-1].endswith("interrupted: exit 130")
 
 
 def test_failed_release_without_a_previous_one(
@@ -344,6 +430,12 @@ def test_failed_release_without_a_previous_one(
     assert "no previous release to roll back to" in text
     assert not (state_dir / "current").exists()
     assert not (state_dir / "pending").exists()
+    # --down with that state dir leaves the stack alone: it did not start it.
+    down = deployer.run("--down", "--state-dir", str(state_dir))
+    assert down.returncode == 0, output(down)
+    assert "not started by this state dir: left running" in output(down)
+    owner = json.loads((deployer.tria_state / "stack.json").read_text())["owner_pid"]
+    assert psutil.pid_exists(owner)
 
 
 def test_placeholder_secret_fails_preflight(deployer: Deployer, tmp_path: Path) -> None:
@@ -359,12 +451,33 @@ def test_placeholder_secret_fails_preflight(deployer: Deployer, tmp_path: Path) 
     )
     text = output(result)
     assert result.returncode == EXIT_PREFLIGHT, text
-    # The service's own line; the log's redaction masks the word after "SECRET_KEY: ", as it
-    # would a value there.
-    assert "SECRET_KEY: *** a placeholder, not a secret — generate one with" in text
+    # The service's own line, intact: the log's redaction knows the secrets it must mask.
+    assert "SECRET_KEY: is a placeholder, not a secret — generate one with" in text
     assert "the service refuses this configuration" in text
     assert "Bring up" not in text
     assert_no_secret({"output": text}, deployer.secrets)
+
+
+def test_placeholder_compose_secrets_fail_preflight(deployer: Deployer, tmp_path: Path) -> None:
+    """The containers' own passwords, which the service's check never sees."""
+    env_file = tmp_path / ".env.docker"
+    postgres = deployer.secrets["POSTGRES_PASSWORD"]
+    env_file.write_text(
+        deployer.env_file.read_text()
+        .replace(f"POSTGRES_PASSWORD={postgres}", "POSTGRES_PASSWORD=replace-me-with-a-password")
+        .replace(f"REDIS_PASSWORD={deployer.secrets['REDIS_PASSWORD']}", "REDIS_PASSWORD=changeme")
+    )
+    result = deployer.run(
+        "--mode", "local", "--env-file", str(env_file), "--state-dir", str(tmp_path / "state")
+    )
+    text = output(result)
+    assert result.returncode == EXIT_PREFLIGHT, text
+    assert "POSTGRES_PASSWORD: is a placeholder, not a password" in text
+    assert "REDIS_PASSWORD: is a placeholder, not a password" in text
+    assert "replace-me-with-a-password" not in text
+    assert "=changeme" not in text
+    assert "the compose secrets above are placeholders" in text
+    assert "Bring up" not in text
 
 
 def test_compose_without_docker_fails_fast(deployer: Deployer, tmp_path: Path) -> None:
@@ -402,3 +515,19 @@ def test_one_deployment_at_a_time(deployer: Deployer, tmp_path: Path) -> None:
     assert result.returncode == EXIT_PREFLIGHT, output(result)
     assert f"another deployment is running with the state dir {state_dir}" in output(result)
     assert "Pre-flight validation" not in output(result)
+
+
+def test_down_waits_for_no_running_deployment(deployer: Deployer, tmp_path: Path) -> None:
+    """--down refuses, stopping nothing, while a deployment holds the state dir."""
+    if shutil.which("flock") is None:
+        pytest.skip("flock(1) is not installed: the script runs without a lock")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "current").write_text("mode=local\nrelease=held\npid=1\nport=9\n")
+    with (state_dir / "lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = deployer.run("--down", "--state-dir", str(state_dir))
+    assert result.returncode == EXIT_PREFLIGHT, output(result)
+    assert f"another deployment is running with the state dir {state_dir}" in output(result)
+    assert (state_dir / "current").exists()
+    assert "Stopping what" not in output(result)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.secrets_canaries import assert_no_secret, make_canary
 from tests.service.helpers import run_python
 
@@ -54,3 +56,29 @@ def test_a_placeholder_fails_with_the_services_message_and_exit_2(tmp_path: Path
     assert "  - SECRET_KEY: is a placeholder, not a secret — generate one with" in result.stderr
     assert "Traceback" not in result.stderr
     assert_no_secret({"stderr": result.stderr}, {"TOKEN": token})
+
+
+def test_help_documents_check_config_and_starts_nothing() -> None:
+    result = run_python("-m", "tria_service", "--help", env={})
+    assert result.returncode == 0, result.stderr
+    assert "usage: python -m tria_service [-h] [--check-config]" in result.stdout
+    assert "--check-config" in result.stdout
+    assert "exit 0 when valid, 2 when not" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "argv", [["--check-config", "--quiet"], ["--bogus"], ["serve"]], ids=" ".join
+)
+def test_an_unknown_argument_is_a_usage_error_not_a_live_server(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    """Before, any argv other than exactly ``--check-config`` started the service."""
+    token = make_canary("TOKEN", "tk").value
+    secret_key = make_canary("SECRET_KEY", "sk").value
+    env_file = _env_file(tmp_path / "service.env", secret_key, token, 5)
+    result = run_python("-m", "tria_service", *argv, env={"TRIA_ENV_FILE": str(env_file)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("usage: python -m tria_service [-h] [--check-config]\n")
+    assert "unrecognized arguments" in result.stderr
+    assert "configuration valid" not in result.stdout
+    assert "Uvicorn running" not in result.stderr
