@@ -20,6 +20,7 @@ from rich.text import Text
 
 from pytest_tria_deploy.cli import pytest_view
 from pytest_tria_deploy.cli.group import USAGE_ERROR
+from pytest_tria_deploy.cli.options import ConfigOption
 from pytest_tria_deploy.cli.output import fail, print_wide
 from pytest_tria_deploy.redact import redact
 from pytest_tria_deploy.settings import format_problems
@@ -80,18 +81,7 @@ def targets(
             show_default=False,
         ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            metavar="PATH",
-            exists=True,
-            dir_okay=False,
-            help="The targets file. Default: the ini key tria_config (as `tria-deploy verify` "
-            "reads it), else tria.toml here, else \\[tool.tria] in pyproject.toml.",
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     here = Path.cwd()
     try:

@@ -17,6 +17,7 @@ from typing import Annotated
 import pytest
 import typer
 
+from pytest_tria_deploy.cli.options import ConfigOption
 from pytest_tria_deploy.cli.progress import StageProgress
 from pytest_tria_deploy.settings import DEFAULT_REPORT_DIR, DEFAULT_TARGET, GateMode
 from pytest_tria_deploy.stages import BUILTIN_STAGES
@@ -137,18 +138,7 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            metavar="PATH",
-            exists=True,
-            dir_okay=False,
-            help="The targets file. Default: the ini key tria_config, else tria.toml here, else "
-            "\\[tool.tria] in pyproject.toml.",
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigOption = None,
     report_dir: Annotated[
         Path | None,
         typer.Option(

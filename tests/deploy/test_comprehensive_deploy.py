@@ -36,6 +36,7 @@ import httpx
 import psutil
 import pytest
 
+from pytest_tria_deploy.stages import BUILTIN_STAGES
 from tests.reliability.secrets_canaries import assert_no_secret, make_canary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,16 +46,7 @@ EXIT_ROLLED_BACK = 1
 EXIT_PREFLIGHT = 2
 EXIT_NOTHING_SERVING = 3
 RUN_TIMEOUT = 240.0
-STAGES = (
-    "preflight",
-    "environment",
-    "database",
-    "redis",
-    "external",
-    "components",
-    "health",
-    "smoke",
-)
+STAGES = tuple(stage.name for stage in BUILTIN_STAGES)
 # Variables of the caller's environment that would change what a release or the gate reads.
 INHERITED_CONFIG = (
     "DATABASE_URL",
