@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -29,6 +30,9 @@ Record = Callable[[str, float | str, str], None]
 Warn = Callable[[str], None]
 # Properties under this prefix are budget comparisons recorded by ``warn_over_budget``.
 BUDGET_PREFIX = "budget."
+# Env-file variables whose values are secrets. TOKEN and KEY only as suffixes: TRIA_AGENT_MAX_TOKENS
+# is a number, not a credential, and masking it would blank that number in every report.
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN$|API_KEY|_KEY$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

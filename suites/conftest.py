@@ -8,7 +8,6 @@ The client fixtures (``pg``, ``redis_client``, ``service``...) and the measuring
 from __future__ import annotations
 
 import functools
-import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from pytest_tria_deploy.baselines import BASELINES_FILE, BaselineUpdate, update_baseline
 from pytest_tria_deploy.endpoints import Endpoints
-from pytest_tria_deploy.helpers import EnvFile, SecretValues, read_env_file
+from pytest_tria_deploy.helpers import SECRET_NAME, EnvFile, SecretValues, read_env_file
 from pytest_tria_deploy.redact import MIN_SECRET_LENGTH, register_secrets
 from pytest_tria_deploy.runstate import settings_of
 from pytest_tria_deploy.targets import Target
@@ -27,7 +26,6 @@ from pytest_tria_deploy.targets import Target
 EXPECTED_SCHEMA = Path(__file__).with_name("expected_schema.toml")
 EXPECTED_ANSWERS = Path(__file__).with_name("expected_answers.toml")
 # Env-file variables whose values are registered with the redactor as secrets.
-SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD", re.IGNORECASE)
 
 # The variables by which an env file says where Redis and Chroma are, instead of the URL.
 CONNECTION_VARIABLES = {

@@ -18,19 +18,17 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from pytest_tria_deploy.helpers import read_env_file
+from pytest_tria_deploy.helpers import SECRET_NAME, read_env_file
 from pytest_tria_deploy.redact import redact, register_secrets
 
 # Keys whose whole value is a secret (not TRIA_AGENT_MAX_TOKENS: a count); any other value
 # counts only for the password in a URL.
-SECRET_KEY_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN$|API_KEY|_KEY$", re.IGNORECASE)
 
 
 def secret_values(values: Mapping[str, str]) -> list[str]:
@@ -38,7 +36,7 @@ def secret_values(values: Mapping[str, str]) -> list[str]:
     return [
         value
         for key, value in values.items()
-        if value and (SECRET_KEY_NAME.search(key) or "://" in value)
+        if value and (SECRET_NAME.search(key) or "://" in value)
     ]
 
 
