@@ -6,6 +6,8 @@ target: a temporary tria.toml whose target reads each endpoint from a ``${GATE_*
 report dir (verdict.json, baselines.json) in the same temporary directory. The runs:
 
 - ``pytest suites``: the whole gate; goal under 15 s;
+- ``pytest suites --tria-no-default-reports``: the same without Allure results and JUnit XML,
+  what writing those two costs a run;
 - ``pytest suites -m smoke``: goal under 3 s;
 - ``pytest suites -n 2``: the same gate with xdist;
 - ``pytest suites --co -q``: start-up and collection only, no test run;
@@ -84,6 +86,7 @@ class Kind:
 
 
 WHOLE = Kind("whole suite", ("suites",))
+WHOLE_BARE = Kind("whole suite, --tria-no-default-reports", ("suites", "--tria-no-default-reports"))
 SMOKE = Kind("-m smoke", ("suites", "-m", "smoke"))
 XDIST = Kind("-n 2", ("suites", "-n", "2"))
 COLLECT = Kind("--co -q", ("suites", "--co", "-q"))
@@ -92,7 +95,7 @@ SMOKE_UNCACHED = Kind("-m smoke, PYTHONDONTWRITEBYTECODE=1", SMOKE.args, bytecod
 PYTEST_ALONE = Kind(
     "pytest alone: --co -q, empty dir", ("--co", "-q"), gate=False, exit_code=NOTHING_COLLECTED
 )
-KINDS = (WHOLE, SMOKE, XDIST, COLLECT, SMOKE_BARE, SMOKE_UNCACHED, PYTEST_ALONE)
+KINDS = (WHOLE, WHOLE_BARE, SMOKE, XDIST, COLLECT, SMOKE_BARE, SMOKE_UNCACHED, PYTEST_ALONE)
 GOALS_S = {WHOLE: 15.0, SMOKE: 3.0}
 
 
@@ -268,6 +271,7 @@ def comparisons(found: Mapping[Kind, list[Timing]]) -> list[Row]:
         )
     for ours_kind, base_kind, measure_name in (
         (XDIST, WHOLE, "whole suite wall s: -n 2 vs serial"),
+        (WHOLE, WHOLE_BARE, "whole suite wall s: with vs without Allure results and JUnit XML"),
         (SMOKE, SMOKE_BARE, "-m smoke wall s: with vs without hypothesis/schemathesis"),
         (SMOKE_UNCACHED, SMOKE, "-m smoke wall s: without vs with a bytecode cache"),
         (COLLECT, SMOKE, "wall s: --co -q vs -m smoke"),

@@ -11,12 +11,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pytest_tria_deploy.provision.errors import ComponentStartError
 from pytest_tria_deploy.provision.managed import Launch, claim_port
 from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, models, service_ready
 from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
 
 STANDIN_MODULE = "pytest_tria_deploy.standins.openai"
 SERVICE_MODULE = "tria_service"
+BIND_ATTEMPTS = 3
+PORT_TAKEN = "address already in use"  # uvicorn's words when its bind fails
 _PROBE_KEY = "tria-readiness-probe"
 _PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
 _SECRET_MARKERS = ("URL", "KEY", "TOKEN", "PASSWORD", "SECRET")
@@ -127,9 +130,32 @@ def start_service(
     """``python -m tria_service`` with only ``env`` (plus PATH etc.) and TRIA_HOST/TRIA_PORT.
 
     It runs in its own directory under ``workdir`` so no stray ``.env`` is read. With
-    ``wait_ready=False`` it returns at once: for tests that expect the start to fail.
+    ``wait_ready=False`` it returns at once: for tests that expect the start to fail. A port we
+    chose can be taken by another process in the second or two before the service binds it
+    (parallel test workers pick from the same range): then it starts again on another one.
     """
-    port = claim_port("service", port)
+    attempt = 1
+    while True:
+        server = _spawn_service(workdir, env, claim_port("service", port), timeout, on_spawn)
+        if not wait_ready:
+            return server
+        try:
+            server.wait_ready()
+        except ComponentStartError as exc:
+            if port is not None or attempt >= BIND_ATTEMPTS or PORT_TAKEN not in str(exc):
+                raise
+            attempt += 1
+        else:
+            return server
+
+
+def _spawn_service(
+    workdir: Path,
+    env: Mapping[str, str],
+    port: int,
+    timeout: float,
+    on_spawn: SpawnHook | None,
+) -> ServiceServer:
     rundir = workdir / f"service-{port}"
     rundir.mkdir(parents=True, exist_ok=True)
     full_env = python_env({**env, "TRIA_HOST": HOST, "TRIA_PORT": str(port)})
@@ -141,7 +167,4 @@ def start_service(
         cwd=rundir,
         secrets=secrets_in_env(env),
     )
-    server = ServiceServer(launch, port=port, timeout=timeout, on_spawn=on_spawn)
-    if wait_ready:
-        server.wait_ready()
-    return server
+    return ServiceServer(launch, port=port, timeout=timeout, on_spawn=on_spawn)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pickle
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from pytest_tria_deploy.provision import http_apps
 from pytest_tria_deploy.provision.managed import RUNTIME_DIR_ENV, ManagedProcess, wait_gone
 from pytest_tria_deploy.provision.processes import (
     PG_BINDIR_ENV,
@@ -199,3 +200,41 @@ def test_initdb_failure_shows_its_output(
         start_postgres(tmp_path, bindir=bindir)
     assert caught.value.cause == "initdb exited with code 1"
     assert caught.value.log_tail == ["initdb: error: could not create directory"]
+
+
+def test_a_port_taken_before_the_service_binds_it_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service_env: Mapping[str, str]
+) -> None:
+    """Parallel workers pick ports from one range: one can take ours before the service binds."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    handed: list[int] = []
+
+    def racing_claim(component: str, port: int | None) -> int:
+        handed.append(taken.getsockname()[1] if not handed else free_port())
+        return handed[-1]
+
+    monkeypatch.setattr(http_apps, "claim_port", racing_claim)
+    try:
+        server = start_service(tmp_path, service_env)
+    finally:
+        taken.close()
+    try:
+        assert len(handed) == 2
+        assert server.port == handed[1]
+        server.probe()
+    finally:
+        server.stop()
+
+
+def test_a_requested_port_that_is_taken_is_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service_env: Mapping[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(http_apps, "claim_port", lambda component, wanted: port)
+        with pytest.raises(ComponentStartError, match="address already in use"):
+            start_service(tmp_path, service_env, port=port)
