@@ -22,6 +22,7 @@ SECONDS = r"\d+\.\d\d"
 RATIO = r"\d[\d.,e+-]*x"
 KIND_ROWS = [
     "whole suite",
+    "whole suite, --tria-no-default-reports",
     "-m smoke",
     "-n 2",
     "--co -q",
@@ -33,6 +34,7 @@ COMPARISONS = [
     "whole suite: wall s vs goal",
     "-m smoke: wall s vs goal",
     "whole suite wall s: -n 2 vs serial",
+    "whole suite wall s: with vs without Allure results and JUnit XML",
     "-m smoke wall s: with vs without hypothesis/schemathesis",
     "-m smoke wall s: without vs with a bytecode cache",
     "wall s: --co -q vs -m smoke",
