@@ -74,9 +74,9 @@ def allure_command(npx: str, package: str, results: Path, output: Path, name: st
 
 
 def generate(npx: str, package: str, results: Path, output: Path, name: str) -> AllureRun:
-    """Replace ``output`` with a fresh single-file report of ``results``."""
+    """Write a single-file report of ``results`` into ``output`` (the caller has removed the old
+    one already, before it knew whether Node.js is there)."""
     command = allure_command(npx, package, results, output, name)
-    shutil.rmtree(output.resolve(), ignore_errors=True)
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1"}
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, check=False, stdin=subprocess.DEVNULL
