@@ -265,9 +265,10 @@ alive() {
   [[ $stat != Z* ]]
 }
 
-# (grep's output to /dev/null, not -q: an early exit would fail the pipeline with 141.)
+# (grep's output to /dev/null, not -q: an early exit would fail the pipeline with 141; -ww, or ps
+# cuts the command line to $COLUMNS and a long interpreter path hides the name.)
 is_release_process() {
-  alive "$1" && ps -o args= -p "$1" 2>/dev/null | grep tria_service >/dev/null
+  alive "$1" && ps -ww -o args= -p "$1" 2>/dev/null | grep tria_service >/dev/null
 }
 
 # SIGTERM, so the release drains; SIGKILL only after --stop-timeout.

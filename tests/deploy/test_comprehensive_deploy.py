@@ -340,7 +340,8 @@ def test_next_release_replaces_the_previous(
         (deployer.log_dir / "state" / "pending").write_text(
             f"mode=local\nrelease=ghost\npid={decoy.pid}\nport=9\n"
         )
-        result = deployer.run("--mode", "local", "--release", "r3")
+        # A narrow terminal: ps must not cut the command line before the name it looks for.
+        result = deployer.run("--mode", "local", "--release", "r3", extra={"COLUMNS": "20"})
         assert result.returncode == 0, output(result)
         assert decoy.wait(timeout=30) == -signal.SIGTERM
     finally:
