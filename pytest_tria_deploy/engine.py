@@ -86,6 +86,9 @@ class TriaEngine:
                 starts = provider_for(target).describe().get("starts", "")
             except LookupError:
                 starts = "nothing: provider not available in this version"
+            # The stack starts lazily, after this header: say where its details will be.
+            if not starts.startswith("nothing"):
+                starts += "; versions, ports and logs in the summary and verdict.json once up"
             lines.append(
                 f"tria-deploy: target {target.name} "
                 f"(provider {target.provider}, starts {starts}; {protected})"

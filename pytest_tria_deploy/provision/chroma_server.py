@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 
 from pytest_tria_deploy.provision.binaries import chroma_command
-from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.managed import Launch
 from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, heartbeat
-from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
+from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook, start_on_port
 
 
 class ChromaServer(HttpServer):
@@ -32,14 +32,16 @@ def start_chroma(
 ) -> ChromaServer:
     """``chroma run`` with its data in the workdir, ready when the heartbeat answers."""
     command = chroma_command()
-    port = claim_port("chroma", port)
-    data = workdir / f"chroma-{port}"
-    data.mkdir(parents=True, exist_ok=True)
-    argv = [*command, "run", "--path", str(data), "--host", HOST, "--port", str(port)]
     env = {**os.environ, "NO_COLOR": "1", "ANONYMIZED_TELEMETRY": "False"}
-    launch = Launch(
-        name="chroma", argv=argv, log_path=workdir / f"chroma-{port}.log", env=env, cwd=data
-    )
-    server = ChromaServer(launch, port=port, timeout=timeout, on_spawn=on_spawn)
-    server.wait_ready()
-    return server
+
+    def start(chosen: int) -> ChromaServer:
+        data = workdir / f"chroma-{chosen}"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [*command, "run", "--path", str(data), "--host", HOST, "--port", str(chosen)]
+        log_path = workdir / f"chroma-{chosen}.log"
+        launch = Launch(name="chroma", argv=argv, log_path=log_path, env=env, cwd=data)
+        server = ChromaServer(launch, port=chosen, timeout=timeout, on_spawn=on_spawn)
+        server.wait_ready()
+        return server
+
+    return start_on_port("chroma", port, start)

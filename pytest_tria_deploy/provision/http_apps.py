@@ -11,15 +11,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pytest_tria_deploy.provision.errors import ComponentStartError
-from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.managed import Launch
 from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, models, service_ready
-from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook
+from pytest_tria_deploy.provision.server import HOST, HttpServer, SpawnHook, start_on_port
 
 STANDIN_MODULE = "pytest_tria_deploy.standins.openai"
 SERVICE_MODULE = "tria_service"
-BIND_ATTEMPTS = 3
-PORT_TAKEN = "address already in use"  # uvicorn's words when its bind fails
 _PROBE_KEY = "tria-readiness-probe"
 _PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
 _SECRET_MARKERS = ("URL", "KEY", "TOKEN", "PASSWORD", "SECRET")
@@ -86,22 +83,26 @@ def start_openai_standin(
     on_spawn: SpawnHook | None = None,
 ) -> StandinServer:
     """``python -m pytest_tria_deploy.standins.openai``, ready when /v1/models answers."""
-    port = claim_port("openai", port)
-    argv = [sys.executable, "-m", STANDIN_MODULE, "--host", HOST, "--port", str(port)]
-    argv += list(extra_args)
     workdir.mkdir(parents=True, exist_ok=True)
-    launch = Launch(
-        name="openai",
-        argv=argv,
-        log_path=workdir / f"openai-standin-{port}.log",
-        # The key travels in the environment, never on a command line that `ps` shows.
-        env=python_env({"TRIA_STANDIN_API_KEY": api_key} if api_key else None),
-        cwd=workdir,
-        secrets=(api_key,) if api_key else (),
-    )
-    server = StandinServer(launch, port=port, api_key=api_key, timeout=timeout, on_spawn=on_spawn)
-    server.wait_ready()
-    return server
+
+    def start(chosen: int) -> StandinServer:
+        argv = [sys.executable, "-m", STANDIN_MODULE, "--host", HOST, "--port", str(chosen)]
+        launch = Launch(
+            name="openai",
+            argv=[*argv, *extra_args],
+            log_path=workdir / f"openai-standin-{chosen}.log",
+            # The key travels in the environment, never on a command line that `ps` shows.
+            env=python_env({"TRIA_STANDIN_API_KEY": api_key} if api_key else None),
+            cwd=workdir,
+            secrets=(api_key,) if api_key else (),
+        )
+        server = StandinServer(
+            launch, port=chosen, api_key=api_key, timeout=timeout, on_spawn=on_spawn
+        )
+        server.wait_ready()
+        return server
+
+    return start_on_port("openai", port, start)
 
 
 class ServiceServer(HttpServer):
@@ -130,23 +131,16 @@ def start_service(
     """``python -m tria_service`` with only ``env`` (plus PATH etc.) and TRIA_HOST/TRIA_PORT.
 
     It runs in its own directory under ``workdir`` so no stray ``.env`` is read. With
-    ``wait_ready=False`` it returns at once: for tests that expect the start to fail. A port we
-    chose can be taken by another process in the second or two before the service binds it
-    (parallel test workers pick from the same range): then it starts again on another one.
+    ``wait_ready=False`` it returns at once: for tests that expect the start to fail.
     """
-    attempt = 1
-    while True:
-        server = _spawn_service(workdir, env, claim_port("service", port), timeout, on_spawn)
-        if not wait_ready:
-            return server
-        try:
+
+    def start(chosen: int) -> ServiceServer:
+        server = _spawn_service(workdir, env, chosen, timeout, on_spawn)
+        if wait_ready:
             server.wait_ready()
-        except ComponentStartError as exc:
-            if port is not None or attempt >= BIND_ATTEMPTS or PORT_TAKEN not in str(exc):
-                raise
-            attempt += 1
-        else:
-            return server
+        return server
+
+    return start_on_port("service", port, start)
 
 
 def _spawn_service(

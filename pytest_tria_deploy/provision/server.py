@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Self
+from typing import Self, TypeVar
 
 from pytest_tria_deploy.provision.errors import ComponentStartError
-from pytest_tria_deploy.provision.managed import Launch, ManagedProcess, spawn
+from pytest_tria_deploy.provision.managed import Launch, ManagedProcess, claim_port, spawn
 from pytest_tria_deploy.provision.readiness import LOCAL, PROBE_TIMEOUT, Check, wait_until_ready
 
 HOST = "127.0.0.1"
 SpawnHook = Callable[[ManagedProcess], None]
 """Called with each process right after spawning (LocalStack uses it to tear down on Ctrl-C)."""
+BIND_ATTEMPTS = 3
+# How each server's log says its port was taken (each found by taking the port first).
+_PORT_TAKEN = re.compile(
+    r"address already in use"  # uvicorn, Redis, PostgreSQL (errno's words)
+    r"|could not bind"  # PostgreSQL
+    r"|could not create any TCP/IP sockets"  # PostgreSQL
+    r"|address \S+ is not available",  # Chroma's CLI
+    re.IGNORECASE,
+)
+T = TypeVar("T")
 
 
 def describe_exit(code: int) -> str:
@@ -43,6 +54,28 @@ def wait_ready(process: ManagedProcess, probe: Callable[[float], object], timeou
     except BaseException:
         process.stop(timeout=5.0)
         raise
+
+
+def port_taken(error: ComponentStartError) -> bool:
+    """Whether a failed start failed because its port was taken (its cause or its log says so)."""
+    return any(_PORT_TAKEN.search(line) for line in (error.cause, *error.log_tail))
+
+
+def start_on_port(component: str, port: int | None, start: Callable[[int], T]) -> T:
+    """``start(port)`` on ``port``, or on a free port when it is None.
+
+    A port we chose can be taken by another process before the server binds it (parallel test
+    workers pick from the same range): then it starts again on another one, a bounded number of
+    times. A port the caller asked for is never swapped for another.
+    """
+    attempt = 1
+    while True:
+        try:
+            return start(claim_port(component, port))
+        except ComponentStartError as exc:
+            if port is not None or attempt >= BIND_ATTEMPTS or not port_taken(exc):
+                raise
+            attempt += 1
 
 
 class Server(ABC):

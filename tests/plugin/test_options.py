@@ -172,7 +172,10 @@ def test_tool_tria_in_pyproject(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_01_preflight="def test_ok():\n    pass\n")
     result = pytester.runpytest("--tria-target=edge")
     result.stdout.fnmatch_lines(
-        ["tria-deploy: target edge (provider local, starts PostgreSQL*; protected)"]
+        [
+            "tria-deploy: target edge (provider local, starts PostgreSQL*;"
+            " versions, ports and logs in the summary and verdict.json once up; protected)"
+        ]
     )
 
 

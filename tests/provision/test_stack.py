@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import asyncpg
@@ -74,16 +75,14 @@ def test_a_dependency_failing_late_stops_those_that_started(
 ) -> None:
     """Redis dies after a second, while (or after) the other three come up: they are stopped."""
     late_failure = tmp_path / "failing-redis-server"
-    late_failure.write_text(
-        '#!/bin/sh\nsleep 1\necho "FATAL: bind: Address already in use"\nexit 1\n'
-    )
+    late_failure.write_text('#!/bin/sh\nsleep 1\necho "FATAL: out of memory"\nexit 1\n')
     late_failure.chmod(0o755)
     before = _live_children()
     stack = LocalStack(tmp_path, redis_server=late_failure)
     with pytest.raises(ComponentStartError) as caught:
         stack.start()
     assert str(caught.value).startswith("redis failed to start: exited with code 1\n")
-    assert caught.value.log_tail == ["FATAL: bind: Address already in use"]
+    assert caught.value.log_tail == ["FATAL: out of memory"]
     for log in ("postgres-*.log", "chroma-*.log", "openai-standin-*.log"):
         assert list(tmp_path.glob(log)), f"{log}: the others were started"
     assert stack._running() == []
@@ -144,5 +143,60 @@ def test_ctrl_c_during_start_leaves_nothing_running(tmp_path: Path, isolated_sta
     stdout, stderr = run.communicate(timeout=60)
     assert stdout == ""  # interrupted before the start finished
     assert "KeyboardInterrupt" in stderr
+    assert all(wait_gone(pid, 5.0) for pid in seen)
+    assert not list(pid_dir.glob("*.json"))
+
+
+_START_SERVICE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import httpx
+    from pytest_tria_deploy.provision.stack import DependencyEndpoints, LocalStack
+
+    class StuckStandin(LocalStack):
+        def start_dependencies(self) -> DependencyEndpoints:
+            deps = super().start_dependencies()
+            fault = f"{self.servers.openai.url}/_admin/fault"
+            httpx.post(fault, json={"mode": "hang"}).raise_for_status()
+            return deps
+
+    with StuckStandin(Path(sys.argv[1])) as stack:
+        stack.start()
+        print("started", flush=True)
+    """
+)
+
+
+def _pids_once_named(pid_dir: Path, name: str, process: subprocess.Popen[str]) -> set[int]:
+    """Every recorded server's pid, read once a pid file of ``name`` appears."""
+    deadline = time.monotonic() + 90
+    while not list(pid_dir.glob(f"{name}-*.json")):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, f"{name} was never spawned"
+        time.sleep(0.01)
+    return {int(path.stem.rsplit("-", 1)[1]) for path in pid_dir.glob("*.json")}
+
+
+def test_ctrl_c_while_the_service_starts_leaves_nothing_running(
+    tmp_path: Path, isolated_state: Path
+) -> None:
+    """SIGINT arrives once the four dependencies are up and the service is spawned, while the
+    service's startup check waits on a stand-in that no longer answers /v1/models (5 s)."""
+    run = subprocess.Popen(
+        [sys.executable, "-c", _START_SERVICE, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_dir = isolated_state / "pids"
+    seen = _pids_once_named(pid_dir, "service", run)
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert stdout == ""  # interrupted before the start finished
+    assert "KeyboardInterrupt" in stderr
+    assert "in start_service" in stderr  # while the service came up, not before
+    assert "ComponentStartError" not in stderr  # not the service's own startup timeout
+    assert len(seen) == 5
     assert all(wait_gone(pid, 5.0) for pid in seen)
     assert not list(pid_dir.glob("*.json"))

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import pickle
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from pytest_tria_deploy.provision import http_apps
+from pytest_tria_deploy.provision import managed
 from pytest_tria_deploy.provision.managed import RUNTIME_DIR_ENV, ManagedProcess, wait_gone
 from pytest_tria_deploy.provision.processes import (
     PG_BINDIR_ENV,
     REDIS_SERVER_ENV,
     ComponentStartError,
+    Server,
     free_port,
     start_chroma,
     start_openai_standin,
     start_postgres,
     start_redis,
     start_service,
+    state_dir,
 )
+from pytest_tria_deploy.provision.server import port_taken
+from tests.provision.conftest import SYSTEM_PG, SYSTEM_REDIS, use_binaries
 from tests.reliability.secrets_canaries import assert_no_secret
 
 
@@ -202,39 +206,75 @@ def test_initdb_failure_shows_its_output(
     assert caught.value.log_tail == ["initdb: error: could not create directory"]
 
 
-def test_a_port_taken_before_the_service_binds_it_is_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service_env: Mapping[str, str]
+_BINDERS = ["postgres", "postgres-system", "redis", "redis-system", "chroma", "openai", "service"]
+
+
+def _starter(
+    binder: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Server]:
+    """The start function of one component (PostgreSQL and Redis also from system binaries)."""
+    if binder == "postgres-system":
+        use_binaries(monkeypatch, PG_BINDIR_ENV, SYSTEM_PG, "system")
+    if binder == "redis-system":
+        use_binaries(monkeypatch, REDIS_SERVER_ENV, SYSTEM_REDIS, "system")
+    if binder == "service":
+        env = request.getfixturevalue("service_env")
+        return lambda workdir, **kwargs: start_service(workdir, env, **kwargs)
+    starters: dict[str, Callable[..., Server]] = {
+        "postgres": start_postgres,
+        "redis": start_redis,
+        "chroma": start_chroma,
+        "openai": start_openai_standin,
+    }
+    return starters[binder.removesuffix("-system")]
+
+
+@pytest.mark.parametrize("binder", _BINDERS)
+def test_a_port_taken_before_the_component_binds_it_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, binder: str
 ) -> None:
-    """Parallel workers pick ports from one range: one can take ours before the service binds."""
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
+    """Parallel workers pick ports from one range: one can take ours before the server binds it.
+
+    The first port handed out has a real listener on it, so the server's own bind fails.
+    """
+    start = _starter(binder, request, monkeypatch)
+    real_free_port = managed.free_port
     handed: list[int] = []
+    spawned: list[ManagedProcess] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", real_free_port()))
+        taken.listen()
 
-    def racing_claim(component: str, port: int | None) -> int:
-        handed.append(taken.getsockname()[1] if not handed else free_port())
-        return handed[-1]
+        def racing_free_port() -> int:
+            handed.append(taken.getsockname()[1] if not handed else real_free_port())
+            return handed[-1]
 
-    monkeypatch.setattr(http_apps, "claim_port", racing_claim)
-    try:
-        server = start_service(tmp_path, service_env)
-    finally:
-        taken.close()
+        monkeypatch.setattr(managed, "free_port", racing_free_port)
+        server = start(tmp_path, on_spawn=spawned.append)
     try:
         assert len(handed) == 2
         assert server.port == handed[1]
         server.probe()
+        first, second = spawned
+        assert second is server.process
+        assert wait_gone(first.pid, 5.0)
+        assert not list(state_dir().glob(f"pids/*-{first.pid}.json"))
     finally:
         server.stop()
 
 
+@pytest.mark.parametrize("binder", ["postgres", "service"])
 def test_a_requested_port_that_is_taken_is_not_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service_env: Mapping[str, str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, binder: str
 ) -> None:
+    """Taken after the check that it is free: the server's bind fails, and that is the error."""
+    start = _starter(binder, request, monkeypatch)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        monkeypatch.setattr(http_apps, "claim_port", lambda component, wanted: port)
-        with pytest.raises(ComponentStartError, match="address already in use"):
-            start_service(tmp_path, service_env, port=port)
+        monkeypatch.setattr(managed, "port_is_free", lambda port, host="127.0.0.1": True)
+        with pytest.raises(ComponentStartError) as caught:
+            start(tmp_path, port=port)
+    assert port_taken(caught.value), str(caught.value)
+    assert len(list(tmp_path.glob("*.log"))) == 1  # one attempt, on the port asked for
