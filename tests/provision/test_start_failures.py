@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pickle
 import socket
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -229,6 +231,32 @@ def _starter(
     return starters[binder.removesuffix("-system")]
 
 
+@contextmanager
+def held_port(port: int) -> Iterator[socket.socket]:
+    """A real listener on ``port`` that closes each connection at once, so a server's bind fails
+    and its readiness probe learns so at once instead of waiting out its timeout."""
+    stop = threading.Event()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        taken.settimeout(0.05)
+
+        def refuse() -> None:
+            while not stop.is_set():
+                try:
+                    taken.accept()[0].close()
+                except TimeoutError:
+                    continue
+
+        closer = threading.Thread(target=refuse, daemon=True)
+        closer.start()
+        try:
+            yield taken
+        finally:
+            stop.set()
+            closer.join()
+
+
 @pytest.mark.parametrize("binder", _BINDERS)
 def test_a_port_taken_before_the_component_binds_it_is_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, binder: str
@@ -241,9 +269,7 @@ def test_a_port_taken_before_the_component_binds_it_is_replaced(
     real_free_port = managed.free_port
     handed: list[int] = []
     spawned: list[ManagedProcess] = []
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", real_free_port()))
-        taken.listen()
+    with held_port(real_free_port()) as taken:
 
         def racing_free_port() -> int:
             handed.append(taken.getsockname()[1] if not handed else real_free_port())
