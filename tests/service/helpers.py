@@ -8,18 +8,21 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tria_service.api.chat import ChatResponseBody
 from tria_service.app import create_app
 from tria_service.chat.sessions import WINDOW_KEY
@@ -46,6 +49,8 @@ LIFECYCLE_STEPS = [
     "chat.sessions",
     "chat.intent-classifier",
     "chat.knowledge",
+    "chat.cache",
+    "chat.rate-limiter",
     "chat.agent",
 ]
 
@@ -53,6 +58,11 @@ _PASSTHROUGH = ("PATH", "HOME", "LANG", "VIRTUAL_ENV")
 
 # For services started as processes: stop at once (the drain delay is tested on its own).
 NO_DRAIN_DELAY = {"TRIA_SHUTDOWN_DRAIN_DELAY": "0"}
+
+# serve_in_process: a bound, not a measurement; the slowest tests wait on hung dependencies, whose
+# own timeouts (a few seconds) are the behaviour under test.
+CLIENT_TIMEOUT = 60.0
+SERVER_GRACE_SECONDS = 10  # for requests still in flight when the test leaves the block
 
 
 @dataclass
@@ -78,8 +88,9 @@ def own_loopback() -> str:
 
 @asynccontextmanager
 async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
-    """The app with its lifespan run for real (ASGITransport alone would skip it); its client
-    comes from an address of its own (own_loopback)."""
+    """The app served by uvicorn in this process on a real 127.0.0.1 socket, lifespan included,
+    so every request crosses HTTP as a deployment's would; its client connects from an address
+    of its own (own_loopback). A refused startup raises the app's own error."""
     peer = own_loopback()
     monitor, lifecycle = HealthMonitor(), LifecycleManager()
     app = create_app(
@@ -88,10 +99,94 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
         monitor=monitor,
         lifecycle=lifecycle,
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(peer, 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://tria.test") as client:
-            yield InProcessApp(app, client, monitor, lifecycle, settings, peer)
+    recorder = _LifespanFailure(app)
+    config = uvicorn.Config(
+        recorder,
+        lifespan="on",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # the service's default: X-Forwarded-For believed from nobody
+        timeout_graceful_shutdown=SERVER_GRACE_SECONDS,
+    )
+    server = _TestServer(config)
+    # IPPROTO_TCP named, as getaddrinfo names it for the service's own listener: asyncio sets
+    # TCP_NODELAY only on sockets that say so, and without it every response waits ~40 ms (Nagle)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        serving = asyncio.create_task(server.serve_until_stopped(sock))
+        try:
+            if not await server.wait_started(serving):
+                raise recorder.error or RuntimeError("uvicorn stopped before the app started")
+            transport = httpx.AsyncHTTPTransport(local_address=peer)
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", transport=transport, timeout=CLIENT_TIMEOUT
+            ) as client:
+                yield InProcessApp(app, client, monitor, lifecycle, settings, peer)
+        finally:
+            server.should_exit = True
+            await serving
+    if recorder.error is not None:  # the lifespan's shutdown failed: uvicorn only logs it
+        raise recorder.error
+
+
+class _TestServer(uvicorn.Server):
+    """uvicorn as the service runs it, minus what belongs to a process: pytest keeps its signal
+    handlers, and a refused startup ends the task instead of exiting the interpreter."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._up = asyncio.Event()
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self._up.set()
+
+    async def serve_until_stopped(self, sock: socket.socket) -> None:
+        with suppress(SystemExit):  # uvicorn's exit on a refused startup
+            await self.serve(sockets=[sock])
+
+    async def wait_started(self, serving: asyncio.Task[None]) -> bool:
+        """Whether the app is serving; False when the server task ended first (startup refused)."""
+        up = asyncio.create_task(self._up.wait())
+        try:
+            await asyncio.wait({up, serving}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            up.cancel()
+        if serving.done():
+            serving.result()  # a failure of the server itself, not of the app
+        return self._up.is_set()
+
+
+class _LifespanFailure:
+    """ASGI wrapper keeping the exception the lifespan raised (refusing startup, or failing
+    shutdown), which uvicorn only logs, for the test to raise; a refused startup hands uvicorn an
+    empty message in place of Starlette's traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.error: BaseException | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def quiet(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                message = {"type": "lifespan.startup.failed", "message": ""}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, quiet)
+        except Exception as exc:
+            self.error = exc
+            raise
 
 
 def set_fault(server: StandinServer, mode: str, **extra: Any) -> None:

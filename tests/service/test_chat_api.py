@@ -1,5 +1,6 @@
-"""The chat API in-process (lifespan run for real) against real PostgreSQL, Redis, Chroma and the
-OpenAI stand-in: conversations, citations, escalations, the cache, validation and admin routes."""
+"""The chat API over HTTP (uvicorn in the test process, lifespan run for real) against real
+PostgreSQL, Redis, Chroma and the OpenAI stand-in: conversations, citations, escalations, the
+cache, RAG switched off, validation and admin routes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import jsonschema_rs
 import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 from tria_service.api.body_limit import MAX_BODY_BYTES
 from tria_service.api.chat import MESSAGE_PATTERN, ChatRequestBody, MessagesBody, RateLimitedBody
 from tria_service.app import create_app
@@ -65,13 +67,17 @@ async def test_a_conversation_keeps_its_history(
     chat_settings: Callable[..., Settings], redis_client: Redis
 ) -> None:
     turns = ["Hello", REFUND_QUESTION, "My account is locked, what can I do?"]
-    async with serve_in_process(chat_settings()) as running:
+    settings = chat_settings(TRIA_SESSION_TTL="600")  # not the default: the setting is used
+    async with serve_in_process(settings) as running:
         first = await say(running.client, turns[0])
         session_id = first["session_id"]
         for message in turns[1:]:
             assert (await say(running.client, message, session_id))["session_id"] == session_id
         listed = await running.client.get(f"/api/v1/sessions/{session_id}/messages")
         hot = await hot_window(redis_client, session_id)
+        ttls = [
+            await redis_client.ttl(key.format(id=session_id)) for key in (SESSION_KEY, WINDOW_KEY)
+        ]
 
     assert listed.status_code == 200
     body = MessagesBody.model_validate(listed.json())
@@ -80,6 +86,7 @@ async def test_a_conversation_keeps_its_history(
     assert [m.id for m in body.messages] == sorted(m.id for m in body.messages)
     assert body.messages[0].intent == "general"
     assert [m["content"] for m in hot] == [m.content for m in body.messages]
+    assert all(0 < ttl <= 600 for ttl in ttls), ttls  # hot state expires: PostgreSQL keeps it
 
 
 async def test_a_knowledge_question_is_answered_citing_the_right_article(
@@ -131,7 +138,9 @@ async def test_a_run_of_unanswered_questions_escalates(
         third = await say(running.client, REFUND_QUESTION, first["session_id"])
 
     assert (first["intent"], first["sources"], first["escalated"]) == ("order_status", [], False)
+    assert "human agent" not in first["reply"]
     assert second["escalated"]
+    assert "A human agent will follow up with you shortly." in second["reply"]
     assert third["sources"]
     assert not third["escalated"]  # the run was reset by the escalation
     reasons = await pg.fetch(
@@ -525,33 +534,72 @@ async def test_a_synthetic_session_is_marked_and_deleted_everywhere_by_an_admin(
 
 
 async def test_reindex_needs_a_token(chat_settings: Callable[..., Settings]) -> None:
-    async with serve_in_process(chat_settings()) as running:
+    admin_token = secrets.token_urlsafe(24)
+    async with serve_in_process(chat_settings(TRIA_ADMIN_TOKEN=admin_token)) as running:
         anonymous = await running.client.post("/api/v1/knowledge/reindex")
         wrong = await running.client.post(
             "/api/v1/knowledge/reindex", headers={"Authorization": "Bearer not-the-token-000"}
         )
+        admin = await running.client.post(
+            "/api/v1/knowledge/reindex", headers={"Authorization": f"Bearer {admin_token}"}
+        )
     assert anonymous.status_code == wrong.status_code == 401
     assert anonymous.json() == {"detail": "unauthorized"}
+    assert admin.status_code == 200, admin.text
+    assert (admin.json()["unchanged"], admin.json()["chunks_written"]) == (3, 0)
 
 
-async def test_diagnostics_show_every_component_section(
+async def test_with_rag_off_a_knowledge_question_is_answered_without_searching(
+    chat_settings: Callable[..., Settings], deps: DependencyEndpoints
+) -> None:
+    assert deps.servers.openai is not None
+    standin = deps.servers.openai.url
+    async with serve_in_process(chat_settings(TRIA_ENABLE_RAG="false")) as running:
+        # the articles are in the collection, so a search would find them
+        reindexed = await running.client.post("/api/v1/knowledge/reindex", headers=running.auth())
+        before = (await standin_stats(standin))["embeddings"]
+        reply = await say(running.client, REFUND_QUESTION)
+        after = (await standin_stats(standin))["embeddings"]
+        agent = (
+            await running.client.get("/api/v1/health/diagnostics", headers=running.auth())
+        ).json()["details"]["components"]["agent"]
+
+    assert reindexed.json()["added"] == 3
+    assert reply["sources"] == []
+    assert after == before  # a search embeds the question first: none was made
+    assert agent["features"]["rag"] is False
+
+
+async def test_diagnostics_show_every_component_section_and_shutdown_logs_the_counters(
     chat_settings: Callable[..., Settings],
 ) -> None:
-    async with serve_in_process(chat_settings()) as running:
-        await say(running.client, REFUND_QUESTION)
-        await say(running.client, REFUND_QUESTION)
-        response = await running.client.get("/api/v1/health/diagnostics", headers=running.auth())
-        lifecycle = running.lifecycle.registered
+    with capture_logs() as logs:
+        async with serve_in_process(chat_settings()) as running:
+            await say(running.client, REFUND_QUESTION)
+            await say(running.client, REFUND_QUESTION)
+            response = await running.client.get(
+                "/api/v1/health/diagnostics", headers=running.auth()
+            )
+            lifecycle = running.lifecycle.registered
+    closed = {e["event"]: e for e in logs if e["event"] in {"cache.closed", "rate_limiter.closed"}}
 
     components = response.json()["details"]["components"]
     assert set(components) == {
         "knowledge",
+        "intent_classifier",
         "sessions",
         "cache",
         "rate_limiter",
         "agent",
         "redis_guard",
     }
+    classifier = components["intent_classifier"]
+    assert (classifier["status"], classifier["classified"], classifier["fallbacks"]) == (
+        "pass",
+        1,  # the repeated question came from the cache, unclassified
+        0,
+    )
+    assert classifier["last_fallback_reason"] is None
     knowledge = components["knowledge"]
     assert (knowledge["status"], knowledge["chunks"], knowledge["documents"]) == ("pass", 6, 3)
     assert knowledge["last_ingest"]["added"] == 3
@@ -566,6 +614,11 @@ async def test_diagnostics_show_every_component_section(
     guard = components["redis_guard"]
     assert (guard["status"], guard["failures"], guard["skipped_calls"]) == ("pass", {}, {})
     assert lifecycle == LIFECYCLE_STEPS
+    # the cache's and the limiter's shutdown steps: their final counters, which die with the app
+    cache_closed = closed["cache.closed"]
+    assert (cache_closed["hits"], cache_closed["misses"], cache_closed["hit_ratio"]) == (1, 1, 0.5)
+    limiter_closed = closed["rate_limiter.closed"]
+    assert (limiter_closed["allowed"], limiter_closed["rejections"]) == (2, 0)
 
 
 def test_openapi_declares_every_response_a_client_can_cause() -> None:

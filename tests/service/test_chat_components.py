@@ -9,11 +9,14 @@ tuned to separate the intents: it is not a check of a real model's judgement.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 from tria_service.chat import AsyncCustomerServiceAgent, Intent, IntentClassifier, SessionManager
 from tria_service.chat.cache import ResponseCache, normalise
+from tria_service.chat.intents import Classification
 from tria_service.chat.knowledge import KnowledgeBase, SearchHit
 from tria_service.chat.prompts import cited, user_prompt
 from tria_service.chat.sessions import SESSION_KEY, TurnRecord
@@ -81,6 +84,21 @@ async def test_everyday_words_do_not_make_a_message_a_complaint_or_a_handoff(
     assert [r.intent for r in results if r.intent in {Intent.COMPLAINT, Intent.HUMAN_HANDOFF}] == []
 
 
+def assert_fallback_said(
+    result: Classification, logs: list[MutableMapping[str, Any]], diagnostics: dict[str, Any]
+) -> None:
+    """The fallback's reason is logged (one warning naming it) and shown in diagnostics."""
+    assert (result.intent, result.confidence) == (Intent.GENERAL, 0.0)
+    fallbacks = [e for e in logs if e["event"] == "intent.fallback"]
+    assert [(e["log_level"], e["reason"]) for e in fallbacks] == [("warning", result.error)]
+    assert (diagnostics["status"], diagnostics["classified"], diagnostics["fallbacks"]) == (
+        "warn",
+        0,
+        1,
+    )
+    assert diagnostics["last_fallback_reason"] == result.error
+
+
 async def test_a_failed_classification_falls_back_to_general_saying_why(
     seed_env: Settings,
 ) -> None:
@@ -88,12 +106,14 @@ async def test_a_failed_classification_falls_back_to_general_saying_why(
         api_key=seed_env.openai_api_key.get_secret_value(), model="no-such-model", temperature=0
     )
     try:
-        result = await classifier.classify("Where is my order?")
+        with capture_logs() as logs:
+            result = await classifier.classify("Where is my order?")
+        diagnostics = await classifier.diagnostics()
     finally:
         await classifier.close()
-    assert (result.intent, result.confidence) == (Intent.GENERAL, 0.0)
     assert result.error is not None
     assert result.error.startswith("openai: HTTP 404")
+    assert_fallback_said(result, logs, diagnostics)
 
 
 async def test_an_invalid_classification_answer_falls_back_to_general_saying_why(
@@ -103,12 +123,14 @@ async def test_an_invalid_classification_answer_falls_back_to_general_saying_why
     settings = chat_settings(TRIA_AGENT_MAX_TOKENS="16")
     classifier = IntentClassifier(settings=settings)
     try:
-        result = await classifier.classify("Where is my order? I need the tracking number")
+        with capture_logs() as logs:
+            result = await classifier.classify("Where is my order? I need the tracking number")
+        diagnostics = await classifier.diagnostics()
     finally:
         await classifier.close()
-    assert (result.intent, result.confidence) == (Intent.GENERAL, 0.0)
     assert result.error is not None
     assert result.error.startswith("invalid classification JSON (answer: Invalid JSON")
+    assert_fallback_said(result, logs, diagnostics)
 
 
 async def test_the_agent_built_the_integration_guide_way_answers_and_persists(

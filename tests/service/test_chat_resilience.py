@@ -60,11 +60,16 @@ async def test_sessions_survive_a_restart_of_the_service_process(
     chat_settings: Callable[..., Settings],
     service_env: Mapping[str, str],
     deps: DependencyEndpoints,
+    fresh_deps: FreshDeps,
     tmp_path: Path,
 ) -> None:
+    """Redis is flushed between the two processes, so the session can only come from
+    PostgreSQL (the Redis is the test's own: flushing the shared one would hit other tests)."""
     settings = chat_settings()
+    own = fresh_deps("redis")
     env = {
         **service_env,
+        **own.env(),
         **NO_DRAIN_DELAY,
         "CHROMA_COLLECTION": settings.chroma_collection,
         "TRIA_KNOWLEDGE_DIR": str(settings.knowledge_dir()),
@@ -83,6 +88,11 @@ async def test_sessions_survive_a_restart_of_the_service_process(
     finally:
         await asyncio.to_thread(server.stop)
     embeddings = (await standin_stats(standin))["embeddings"]
+    redis = Redis.from_url(own.redis_url, decode_responses=True)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
 
     server = await started()
     try:
@@ -97,7 +107,9 @@ async def test_sessions_survive_a_restart_of_the_service_process(
     assert third["session_id"] == first["session_id"]
     contents = [m["content"] for m in listed.json()["messages"] if m["role"] == "user"]
     assert contents == ["Hello", QUESTION, "My account is locked"]
-    knowledge = diagnostics.json()["details"]["components"]["knowledge"]
+    components = diagnostics.json()["details"]["components"]
+    assert components["sessions"]["rebuilt_from_database"] >= 1
+    knowledge = components["knowledge"]
     assert knowledge["last_ingest"]["unchanged"] == 3
     assert ready_embeddings == embeddings  # the restart re-ingested nothing
 

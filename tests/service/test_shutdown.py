@@ -18,7 +18,13 @@ from tria_service.api.drain import RETRY_AFTER_SECONDS
 from tria_service.config import Settings
 
 from pytest_tria_deploy.provision.processes import start_service
-from tests.service.helpers import bearer, serve_in_process, set_fault, wait_until
+from tests.service.helpers import (
+    LIFECYCLE_STEPS,
+    bearer,
+    serve_in_process,
+    set_fault,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import FreshDeps
@@ -97,14 +103,7 @@ def test_sigterm_fails_readiness_at_once_serves_through_the_delay_and_finishes_i
     assert took < GRACE_SECONDS + 5
     events = [json.loads(line) for line in log.splitlines() if line.strip()]
     closed = [e["component"] for e in events if e.get("event") == "shutdown_callback_done"]
-    assert closed == [
-        "chat.agent",
-        "chat.knowledge",
-        "chat.intent-classifier",
-        "chat.sessions",
-        "health-monitor",
-        "clients",
-    ]
+    assert closed == LIFECYCLE_STEPS[::-1]
 
 
 def test_a_request_longer_than_the_grace_period_does_not_keep_the_process(

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
+import structlog
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
@@ -46,6 +47,8 @@ return 1
 """
 _SPACE = re.compile(r"\s+")
 _TRAILING = re.compile(r"[\s?!.…]+$")
+
+log = structlog.get_logger(__name__)
 
 
 class CachedSource(BaseModel):
@@ -137,12 +140,22 @@ class ResponseCache:
 
         await self._guard.run("cache_forget", delete, None)
 
+    async def close(self) -> None:
+        """The shutdown step: the entries stay in Redis with their TTL, but the counters end with
+        the process, so their final figures go to the log (was the TTL worth it?)."""
+        log.info("cache.closed", **self._figures())
+
     async def diagnostics(self) -> dict[str, Any]:
-        counters = self._counters
-        lookups = counters.hits + counters.misses
         return {
             "status": "warn" if self._guard.bypassing else "pass",
             "ttl_s": self.ttl,
+            **self._figures(),
+        }
+
+    def _figures(self) -> dict[str, Any]:
+        counters = self._counters
+        lookups = counters.hits + counters.misses
+        return {
             **asdict(counters),
             "hit_ratio": round(counters.hits / lookups, 4) if lookups else None,
         }

@@ -85,20 +85,23 @@ class ChatComponents:
     ) -> None:
         """Register shutdown and diagnostics, then load the knowledge base.
 
-        Shutdown runs in reverse: the agent, the knowledge base, the classifier, the sessions,
-        then (registered earlier) the health monitor and the app's clients. Here only the
-        knowledge base's step does anything: it waits for an ingestion in progress (itself
-        bounded) to finish. The others share the app's clients, so their steps release nothing;
+        Shutdown runs in reverse: the agent (which uses all the others), the rate limiter, the
+        cache, the knowledge base, the classifier, the sessions, then (registered earlier) the
+        health monitor and the app's clients. The knowledge base's step waits for an ingestion
+        in progress (itself bounded) to finish. The cache and the rate limiter hold nothing but
+        Redis keys, through the shared guard: their steps log their final counters, which end
+        with the process. The others share the app's clients, so their steps release nothing;
         each releases clients only when its component opened its own (built alone, the
-        integration guide's way), and is registered so that every component has its step. The
-        cache and the rate limiter hold nothing but Redis keys, through the shared guard, so they
-        have no step.
+        integration guide's way), and is registered so that every component has its step.
         """
         lifecycle.register("chat.sessions", self.sessions.close)
         lifecycle.register("chat.intent-classifier", self.classifier.close)
         lifecycle.register("chat.knowledge", self.knowledge.close)
+        lifecycle.register("chat.cache", self.cache.close)
+        lifecycle.register("chat.rate-limiter", self.rate_limiter.close)
         lifecycle.register("chat.agent", self.agent.close)
         monitor.register_component("knowledge", self.knowledge.diagnostics)
+        monitor.register_component("intent_classifier", self.classifier.diagnostics)
         monitor.register_component("sessions", self.sessions.diagnostics)
         monitor.register_component("cache", self.cache.diagnostics)
         monitor.register_component("rate_limiter", self.rate_limiter.diagnostics)

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import structlog
 from openai.types.chat import ChatCompletionMessageParam
@@ -22,6 +23,7 @@ from tria_service.chat.resources import Resources, resolve
 from tria_service.clients import Clients
 from tria_service.config import Settings
 from tria_service.production.failures import describe_error
+from tria_service.redaction import redact
 
 # Earlier messages sent with the one to classify ("yes, please do" needs what came before).
 CONTEXT_MESSAGES = 4
@@ -98,6 +100,14 @@ class Classification:
         return self.error is not None
 
 
+@dataclass
+class _Counters:
+    classified: int = 0
+    fallbacks: int = 0
+    last_fallback_reason: str | None = None
+    last_fell_back: bool = False
+
+
 def response_format() -> ResponseFormatJSONSchema:
     """The strict JSON schema sent as response_format."""
     listing = "; ".join(f"{intent.value}: {text}" for intent, text in DESCRIPTIONS.items())
@@ -145,6 +155,7 @@ class IntentClassifier:
             self.settings.tria_classifier_temperature if temperature is None else temperature
         )
         self._format = response_format()
+        self._counters = _Counters()
 
     async def close(self) -> None:
         await self._resources.close()
@@ -179,8 +190,28 @@ class IntentClassifier:
             return self._fallback(f"invalid classification JSON ({problems})")
         except Exception as exc:
             return self._fallback(describe_error(exc, self.settings))
+        self._counters.classified += 1
+        self._counters.last_fell_back = False
         return Classification(result.intent, result.confidence)
 
+    async def diagnostics(self) -> dict[str, Any]:
+        """warn while the latest classification fell back: every message is then ``general``."""
+        counters = self._counters
+        return {
+            "status": "warn" if counters.last_fell_back else "pass",
+            "model": self.model,
+            "temperature": self.temperature,
+            "classified": counters.classified,
+            "fallbacks": counters.fallbacks,
+            "last_fallback_reason": counters.last_fallback_reason,
+        }
+
     def _fallback(self, reason: str) -> Classification:
+        """``general`` with confidence 0; the reason, redacted here whatever made it, goes to the
+        log, the caller and diagnostics."""
+        reason = redact(reason, self.settings.secret_values())
         log.warning("intent.fallback", model=self.model, reason=reason)
+        counters = self._counters
+        counters.fallbacks += 1
+        counters.last_fallback_reason, counters.last_fell_back = reason, True
         return Classification(Intent.GENERAL, 0.0, reason)

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
+import structlog
+
 from tria_service.config import Settings
 from tria_service.redis_guard import RedisGuard
+
+log = structlog.get_logger(__name__)
 
 Scope = Literal["session", "client"]
 SESSION_KEY = "tria:ratelimit:session:{id}"
@@ -123,14 +127,25 @@ class RateLimiter:
         key = session_key(session_id)
         await self._guard.run("rate_limit_forget", lambda redis: redis.delete(key), None)
 
+    async def close(self) -> None:
+        """The shutdown step: the windows stay in Redis until they end, but the counters end with
+        the process, so their final figures go to the log (how much was refused, or let through
+        unchecked while Redis failed)."""
+        log.info("rate_limiter.closed", **self._figures())
+
     async def diagnostics(self) -> dict[str, Any]:
-        counters = self._counters
         return {
             "status": "warn" if self._guard.bypassing else "pass",
             "algorithm": "fixed window",
             "window_s": self.window,
             "per_session": self.per_session,
             "per_client": self.per_client,
+            **self._figures(),
+        }
+
+    def _figures(self) -> dict[str, int]:
+        counters = self._counters
+        return {
             "allowed": counters.allowed,
             "rejections": counters.rejected,
             "let_through_unchecked": counters.unchecked,
