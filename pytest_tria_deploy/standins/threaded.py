@@ -26,7 +26,8 @@ class ThreadedStandin:
     def __init__(self, api_key: str | None = None, **options: Any) -> None:
         self.api_key = api_key
         app = create_app(api_key, **options)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only then (else Nagle delays replies ~40 ms).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
