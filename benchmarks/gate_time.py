@@ -23,16 +23,18 @@ report dir (verdict.json, baselines.json) in the same temporary directory. The r
 
 Every other run has a bytecode cache (``PYTHONPYCACHEPREFIX`` in the temporary directory), as an
 installed package has; one unmeasured run of the whole suite fills it first (and the Redis
-baseline the redis stage compares with). Each kind runs --runs times, the kinds interleaved so
-load on the machine falls on all of them alike. Reported per kind: the median and minimum wall
-time of the subprocess, pytest's own duration (from its summary line: pytest's clock starts
-after the interpreter, the plugins and the configuration have loaded), and the difference. A goal
-is met when the median wall time is under it and every run of that kind passed (exit 0).
+baseline the redis stage compares with); with --no-warm-up the first measured run pays for both
+(for a quick check that every figure is printed, not for figures to compare). Each kind runs
+--runs times, the kinds interleaved so load on the machine falls on all of them alike. Reported
+per kind: the median and minimum wall time of the subprocess, pytest's own duration (from its
+summary line: pytest's clock starts after the interpreter, the plugins and the configuration
+have loaded), and the difference. A goal is met when the median wall time is under it and every
+run of that kind passed (exit 0).
 
 The service allows 100,000 chat turns per client and window: every run comes from one address,
 and the default 120 a minute would turn later runs' chat turns into 429s.
 
-Run: python -m benchmarks.gate_time [--runs 3] [--timeout 120]
+Run: python -m benchmarks.gate_time [--runs 3] [--timeout 120] [--no-warm-up]
 """
 
 from __future__ import annotations
@@ -162,9 +164,10 @@ def bytecode_env(env: Mapping[str, str], kind: Kind, cache: Path) -> dict[str, s
 
 
 def measure(
-    workdir: Path, env: Mapping[str, str], runs: int, timeout: float, out: Console
+    workdir: Path, env: Mapping[str, str], args: argparse.Namespace, out: Console
 ) -> dict[Kind, list[Timing]]:
-    """Every kind ``runs`` times, interleaved, after one unmeasured warm-up."""
+    """Every kind ``--runs`` times, interleaved, after one unmeasured warm-up unless
+    ``--no-warm-up``."""
     config = workdir / "tria.toml"
     config.write_text(TARGET_TOML, encoding="utf-8")
     gate = (
@@ -176,16 +179,17 @@ def measure(
     empty.mkdir()
 
     def run(kind: Kind) -> Timing:
-        args = [*kind.args, *(gate if kind.gate else ()), "-p", "no:cacheprovider"]
+        pytest_args = [*kind.args, *(gate if kind.gate else ()), "-p", "no:cacheprovider"]
         cwd = REPO_ROOT if kind.gate else empty
-        return run_pytest(args, bytecode_env(env, kind, cache), timeout, cwd)
+        return run_pytest(pytest_args, bytecode_env(env, kind, cache), args.timeout, cwd)
 
-    show(out, f"warm-up (not measured): {WHOLE.label}", WHOLE, run(WHOLE))
+    if args.warm_up:
+        show(out, f"warm-up (not measured): {WHOLE.label}", WHOLE, run(WHOLE))
     found: dict[Kind, list[Timing]] = {kind: [] for kind in KINDS}
-    for repetition in range(1, runs + 1):
+    for repetition in range(1, args.runs + 1):
         for kind in KINDS:
             timing = run(kind)
-            show(out, f"run {repetition}/{runs}: {kind.label}", kind, timing)
+            show(out, f"run {repetition}/{args.runs}: {kind.label}", kind, timing)
             found[kind].append(timing)
     return found
 
@@ -211,7 +215,7 @@ def start_and_measure(args: argparse.Namespace, out: Console) -> dict[Kind, list
                 secret_key=stack.secret_key,
             )
             register_secrets(endpoints.secrets())
-            return measure(stack.workdir, gate_env(endpoints), args.runs, args.timeout, out)
+            return measure(stack.workdir, gate_env(endpoints), args, out)
         finally:
             service.stop()
 
@@ -291,6 +295,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3, help="runs of each kind")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per pytest run")
+    parser.add_argument(
+        "--warm-up",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one unmeasured whole-suite run first (fills the bytecode cache and Redis baseline)",
+    )
     args = parser.parse_args()
     if args.runs < 1 or args.timeout <= 0:
         parser.error("--runs must be at least 1 and --timeout positive")

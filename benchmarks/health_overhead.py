@@ -7,7 +7,8 @@
 3. Startup time with one dependency 1 s slow (the stand-in's latency fault) against that
    latency alone: the checks run concurrently, so startup costs about the slowest (goal: <= 1.3x).
 
-Run: python -m benchmarks.health_overhead [--seconds 5] [--concurrency 50]
+Run: python -m benchmarks.health_overhead [--seconds 5] [--concurrency 50] [--warmup 1]
+[--startup-runs 3]
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ from benchmarks._common import (
 from pytest_tria_deploy.provision.processes import start_service
 
 SLOW_DEPENDENCY_LATENCY_S = 1.0
-STARTUP_RUNS = 3
 
 
-async def http_throughput(url: str, seconds: float, concurrency: int) -> float:
-    """Requests per second over keep-alive connections (after a second of warm-up)."""
-    return (await http_load(url, seconds, concurrency, warmup=1.0)).throughput
+async def http_throughput(url: str, seconds: float, concurrency: int, warmup: float) -> float:
+    """Requests per second over keep-alive connections (after ``warmup`` seconds of load)."""
+    return (await http_load(url, seconds, concurrency, warmup=warmup)).throughput
 
 
 async def probe_rates(settings: Settings, seconds: float, concurrency: int) -> dict[str, float]:
@@ -74,32 +74,37 @@ async def probe_rates(settings: Settings, seconds: float, concurrency: int) -> d
     }
 
 
-async def startup_seconds(settings: Settings) -> float:
+async def startup_seconds(settings: Settings, runs: int) -> float:
     """Median wall time of the orchestrator's startup (dependency checks and migrations)."""
-    timings = [await time_startup(StartupOrchestrator(settings)) for _ in range(STARTUP_RUNS)]
+    timings = [await time_startup(StartupOrchestrator(settings)) for _ in range(runs)]
     return statistics.median(timings)
 
 
-def run(seconds: float, concurrency: int, out: Console) -> list[Row]:
+def run(args: argparse.Namespace, out: Console) -> list[Row]:
+    seconds, concurrency, warmup = args.seconds, args.concurrency, args.warmup
     with local_dependencies(out) as (stack, _, env):
         service = start_service(stack.workdir, env)
         try:
             out.print(f"HTTP throughput, {concurrency} concurrent clients, {seconds:g}s each")
-            live = asyncio.run(http_throughput(f"{service.url}/health", seconds, concurrency))
+            live = asyncio.run(
+                http_throughput(f"{service.url}/health", seconds, concurrency, warmup)
+            )
             ready = asyncio.run(
-                http_throughput(f"{service.url}/api/v1/health/readiness", seconds, concurrency)
+                http_throughput(
+                    f"{service.url}/api/v1/health/readiness", seconds, concurrency, warmup
+                )
             )
         finally:
             service.stop()
         settings = load_settings(**env)
         out.print("probe rates in-process: the monitor, then check-per-request")
         rates = asyncio.run(probe_rates(settings, seconds, concurrency))
-        out.print(f"startup, {STARTUP_RUNS} runs each: healthy, then OpenAI 1 s slow")
-        healthy_start = asyncio.run(startup_seconds(settings))
+        out.print(f"startup, {args.startup_runs} runs each: healthy, then OpenAI 1 s slow")
+        healthy_start = asyncio.run(startup_seconds(settings, args.startup_runs))
         standin = standin_url(stack)
         set_latency(standin, int(SLOW_DEPENDENCY_LATENCY_S * 1000))
         try:
-            slow_start = asyncio.run(startup_seconds(settings))
+            slow_start = asyncio.run(startup_seconds(settings, args.startup_runs))
         finally:
             set_latency(standin, None)
 
@@ -150,12 +155,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load run")
     parser.add_argument("--concurrency", type=int, default=50, help="concurrent clients")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of load before each HTTP run"
+    )
+    parser.add_argument(
+        "--startup-runs", type=int, default=3, help="startups timed per condition (median)"
+    )
     args = parser.parse_args()
-    if args.seconds <= 0 or args.concurrency < 1:
-        parser.error("--seconds must be positive and --concurrency at least 1")
+    if args.seconds <= 0 or args.concurrency < 1 or args.warmup < 0 or args.startup_runs < 1:
+        parser.error(
+            "--seconds must be positive, --concurrency and --startup-runs at least 1, --warmup >= 0"
+        )
     quiet_logs()
     out = console()
-    rows = run(args.seconds, args.concurrency, out)
+    rows = run(args, out)
     return report(out, "Tria health overhead", rows)
 
 

@@ -13,6 +13,7 @@ service, ...) by --concurrency clients each, so noise from other work on the mac
 alike. The goal: a p50 latency ratio of at most 1.05.
 
 Run: python -m benchmarks.request_overhead [--rounds 20] [--round-seconds 1] [--concurrency 1]
+[--warmup 1]
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from benchmarks._common import (
 )
 
 LATENCY_GOAL = 1.05
-WARMUP_S = 1.0
 
 
 async def interleaved(
-    urls: dict[str, str], rounds: int, seconds: float, concurrency: int
+    urls: dict[str, str], rounds: int, seconds: float, concurrency: int, warmup: float
 ) -> dict[str, LoadResult]:
-    """Rounds of load on each app in turn, the order flipped every round; the runs merged."""
+    """``warmup`` seconds of unmeasured load on each app, then rounds of load on each in turn,
+    the order flipped every round; the runs merged."""
     results: dict[str, list[LoadResult]] = {name: [] for name in urls}
     async with http_session(concurrency) as first, http_session(concurrency) as second:
         calls = {
@@ -51,7 +52,7 @@ async def interleaved(
             for (name, url), session in zip(urls.items(), (first, second), strict=True)
         }
         for call in calls.values():
-            await hammer(call, WARMUP_S, concurrency)
+            await hammer(call, warmup, concurrency)
         order = list(calls)
         for _ in range(rounds):
             for name in order:
@@ -76,7 +77,9 @@ def run(args: argparse.Namespace, out: Console) -> dict[str, LoadResult]:
                 f"{args.rounds} interleaved rounds of {args.round_seconds:g}s, "
                 f"{args.concurrency} client(s)"
             )
-            return asyncio.run(interleaved(urls, args.rounds, args.round_seconds, args.concurrency))
+            return asyncio.run(
+                interleaved(urls, args.rounds, args.round_seconds, args.concurrency, args.warmup)
+            )
         finally:
             bare.stop()
             service.stop()
@@ -116,9 +119,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20, help="rounds per app")
     parser.add_argument("--round-seconds", type=float, default=1.0, help="length of one round")
     parser.add_argument("--concurrency", type=int, default=1, help="concurrent clients")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of unmeasured load on each app first"
+    )
     args = parser.parse_args()
-    if args.rounds < 1 or args.round_seconds <= 0 or args.concurrency < 1:
-        parser.error("--rounds and --concurrency must be at least 1, --round-seconds positive")
+    if args.rounds < 1 or args.round_seconds <= 0 or args.concurrency < 1 or args.warmup < 0:
+        parser.error(
+            "--rounds and --concurrency must be at least 1, --round-seconds positive, --warmup >= 0"
+        )
     out = console()
     results = run(args, out)
     return report(out, "Request path: service app vs bare FastAPI", comparisons(results))

@@ -29,7 +29,7 @@ RUNS = {
         ],
     ),
     "request_overhead": (
-        ["--rounds", "2", "--round-seconds", "0.2"],
+        ["--rounds", "2", "--round-seconds", "0.2", "--warmup", "0"],
         ["p50 latency ms: service vs bare", "p99 latency ms: service vs bare"],
     ),
     "startup": (
@@ -41,11 +41,11 @@ RUNS = {
         ],
     ),
     "memory": (
-        ["--seconds", "2", "--rate", "20"],
+        ["--seconds", "0.5", "--rate", "20"],
         ["RSS MB at the end: service vs bare", "RSS MB peak: service vs bare"],
     ),
     "health_overhead": (
-        ["--seconds", "0.3", "--concurrency", "4"],
+        ["--seconds", "0.3", "--concurrency", "4", "--warmup", "0", "--startup-runs", "1"],
         [
             "HTTP req/s: readiness vs liveness",
             "readiness calls/s: monitor vs naive",

@@ -79,7 +79,7 @@ def timed_pytest(args: list[str], timeout: float) -> dict[str, Any]:
 
 def test_one_run_of_each_kind_prints_every_figure() -> None:
     """Each kind's row has wall and pytest seconds; each comparison its ratio; no secret shows."""
-    done = run_script(["--runs", "1"], timeout=600)
+    done = run_script(["--runs", "1", "--no-warm-up"], timeout=600)
     out = done.stdout
     assert done.returncode in (0, 1), done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]

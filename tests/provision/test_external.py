@@ -63,9 +63,20 @@ async def test_liveness(service):
 """
 
 
-def _suite(pytester: pytest.Pytester, database: str, health: str) -> pytest.Pytester:
+# A dead service is told apart within the connect timeout; the default 10 s would only make the
+# black hole's run wait longer for the same failure.
+DEAD_SERVICE_BUDGETS = {"connect_timeout_s": 1.0}
+
+
+def _suite(
+    pytester: pytest.Pytester,
+    database: str,
+    health: str,
+    budgets: Mapping[str, float] | None = None,
+) -> pytest.Pytester:
     pytester.makeini(QUIET_INI)
-    pytester.makefile(".toml", tria=external_target_toml("ext", "EXT_"))
+    tables = {"budgets": budgets} if budgets else None
+    pytester.makefile(".toml", tria=external_target_toml("ext", "EXT_", tables=tables))
     pytester.makepyfile(
         test_03_database=database,
         test_04_redis=REDIS,
@@ -166,7 +177,8 @@ def test_a_dead_service_fails_the_health_stage_and_never_hangs(
     kind: str,
 ) -> None:
     """Dependencies up (the shared ``deps``), the service URL dead: only health fails and smoke is
-    blocked. The bound is generous; the client's own timeouts are what keeps the run short."""
+    blocked. The bound is generous; the client's own timeouts are what keeps the run short (the
+    black hole's: the target's connect timeout, 1 s here)."""
     port = request.getfixturevalue("black_hole") if kind == "black hole" else free_port()
     url = f"http://127.0.0.1:{port}"
     _point_at(
@@ -177,7 +189,7 @@ def test_a_dead_service_fails_the_health_stage_and_never_hangs(
             secret_key=service_env["SECRET_KEY"],
         ),
     )
-    suite = _suite(pytester, SELECT_ONE, HEALTH)
+    suite = _suite(pytester, SELECT_ONE, HEALTH, DEAD_SERVICE_BUDGETS)
 
     started = time.monotonic()
     result = suite.runpytest_subprocess("--tria-target=ext", timeout=300)
@@ -193,5 +205,5 @@ def test_a_dead_service_fails_the_health_stage_and_never_hangs(
     assert result.ret == 1
     health = next(s for s in verdict["targets"][0]["stages"] if s["name"] == "health")
     assert f"service at {url} did not answer /health" in health["reason"], health["reason"]
-    expected = "ConnectError" if kind == "closed port" else "timed out after"
+    expected = "ConnectError" if kind == "closed port" else "timed out after 1s"
     assert expected in health["reason"], health["reason"]

@@ -37,7 +37,7 @@ from tests.service.helpers import NO_DRAIN_DELAY, set_fault, wait_until
 REFRESH_INTERVAL_S = 0.5
 TTL_S = 30.0
 # hangs: the frozen dependency's timeout (the others keep their default of 5 s)
-HANG_TIMEOUT_S = 1.5
+HANG_TIMEOUT_S = 1.0
 # slow: added latency well above the budget (timeout × fraction) and well under the timeout,
 # whatever the number of round trips a probe makes (PostgreSQL 2-3, Chroma 4)
 SLOW_TIMEOUT_S = 4.0
