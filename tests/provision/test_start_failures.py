@@ -31,13 +31,38 @@ from tests.provision.conftest import SYSTEM_PG, SYSTEM_REDIS, use_binaries
 from tests.reliability.secrets_canaries import assert_no_secret
 
 
+@contextmanager
+def held_port(port: int) -> Iterator[int]:
+    """A real listener on ``port``, as another server leaves it: a server's bind there fails, and
+    as it closes each connection at once, a readiness probe learns so without waiting out its
+    timeout."""
+    stop = threading.Event()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        taken.settimeout(0.05)
+
+        def refuse() -> None:
+            while not stop.is_set():
+                try:
+                    taken.accept()[0].close()
+                except TimeoutError:
+                    continue
+
+        closer = threading.Thread(target=refuse, daemon=True)
+        closer.start()
+        try:
+            yield port
+        finally:
+            stop.set()
+            closer.join()
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     """A port with a listener on it, as left by another server."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", free_port()))
-        sock.listen()
-        yield sock.getsockname()[1]
+    with held_port(free_port()) as port:
+        yield port
 
 
 def _fake_binary(path: Path, script: str) -> Path:
@@ -231,32 +256,6 @@ def _starter(
     return starters[binder.removesuffix("-system")]
 
 
-@contextmanager
-def held_port(port: int) -> Iterator[socket.socket]:
-    """A real listener on ``port`` that closes each connection at once, so a server's bind fails
-    and its readiness probe learns so at once instead of waiting out its timeout."""
-    stop = threading.Event()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", port))
-        taken.listen()
-        taken.settimeout(0.05)
-
-        def refuse() -> None:
-            while not stop.is_set():
-                try:
-                    taken.accept()[0].close()
-                except TimeoutError:
-                    continue
-
-        closer = threading.Thread(target=refuse, daemon=True)
-        closer.start()
-        try:
-            yield taken
-        finally:
-            stop.set()
-            closer.join()
-
-
 @pytest.mark.parametrize("binder", _BINDERS)
 def test_a_port_taken_before_the_component_binds_it_is_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, binder: str
@@ -272,7 +271,7 @@ def test_a_port_taken_before_the_component_binds_it_is_replaced(
     with held_port(real_free_port()) as taken:
 
         def racing_free_port() -> int:
-            handed.append(taken.getsockname()[1] if not handed else real_free_port())
+            handed.append(taken if not handed else real_free_port())
             return handed[-1]
 
         monkeypatch.setattr(managed, "free_port", racing_free_port)
@@ -291,16 +290,16 @@ def test_a_port_taken_before_the_component_binds_it_is_replaced(
 
 @pytest.mark.parametrize("binder", ["postgres", "service"])
 def test_a_requested_port_that_is_taken_is_not_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, binder: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    binder: str,
+    taken_port: int,
 ) -> None:
     """Taken after the check that it is free: the server's bind fails, and that is the error."""
     start = _starter(binder, request, monkeypatch)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        monkeypatch.setattr(managed, "port_is_free", lambda port, host="127.0.0.1": True)
-        with pytest.raises(ComponentStartError) as caught:
-            start(tmp_path, port=port)
+    monkeypatch.setattr(managed, "port_is_free", lambda port, host="127.0.0.1": True)
+    with pytest.raises(ComponentStartError) as caught:
+        start(tmp_path, port=taken_port)
     assert port_taken(caught.value), str(caught.value)
     assert len(list(tmp_path.glob("*.log"))) == 1  # one attempt, on the port asked for
