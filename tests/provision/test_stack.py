@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import asyncpg
@@ -168,16 +167,6 @@ _START_SERVICE = textwrap.dedent(
 )
 
 
-def _pids_once_named(pid_dir: Path, name: str, process: subprocess.Popen[str]) -> set[int]:
-    """Every recorded server's pid, read once a pid file of ``name`` appears."""
-    deadline = time.monotonic() + 90
-    while not list(pid_dir.glob(f"{name}-*.json")):
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, f"{name} was never spawned"
-        time.sleep(0.01)
-    return {int(path.stem.rsplit("-", 1)[1]) for path in pid_dir.glob("*.json")}
-
-
 def test_ctrl_c_while_the_service_starts_leaves_nothing_running(
     tmp_path: Path, isolated_state: Path
 ) -> None:
@@ -190,7 +179,7 @@ def test_ctrl_c_while_the_service_starts_leaves_nothing_running(
         text=True,
     )
     pid_dir = isolated_state / "pids"
-    seen = _pids_once_named(pid_dir, "service", run)
+    seen = pids_once_spawned(pid_dir, 5, run)  # the four dependencies, then the service
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=60)
     assert stdout == ""  # interrupted before the start finished
