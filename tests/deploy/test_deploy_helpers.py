@@ -14,7 +14,6 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import yaml
 
 from tests.reliability.secrets_canaries import assert_no_secret, make_canary
 from tests.service.helpers import run_python
+from tests.tiny_http import serve_handler
 
 REPO = Path(__file__).resolve().parents[2]
 HELPERS = REPO / "scripts" / "deploy"
@@ -284,14 +284,8 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def health_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_handler(_Health) as url:
+        yield f"{url}/health"
 
 
 def test_probe_accepts_only_the_release_it_was_told(health_url: str) -> None:

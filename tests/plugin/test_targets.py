@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.plugin.conftest import QUIET_INI, activate, read_verdict, stage_of
 from tests.reliability.secrets_canaries import assert_no_secret
+from tests.tiny_http import serve_handler
 
 TARGETS = """
 [targets.prod-eu]
@@ -92,14 +92,8 @@ class _Healthy(BaseHTTPRequestHandler):
 @pytest.fixture
 def two_instances() -> Iterator[list[str]]:
     """Two real HTTP servers answering /health, as one target's two instances."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Healthy) for _ in range(2)]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for thread in threads:
-        thread.start()
-    yield [f"http://127.0.0.1:{s.server_address[1]}" for s in servers]
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with serve_handler(_Healthy) as first, serve_handler(_Healthy) as second:
+        yield [first, second]
 
 
 def test_service_fixture_runs_once_per_instance(

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -24,6 +23,7 @@ from pytest_tria_deploy.provision.stack import (
 )
 from tests.reliability.secrets_canaries import assert_no_secret
 from tests.suites.helpers import copy_suites
+from tests.tiny_http import serve_handler
 
 RUN_TIMEOUT_S = 120
 # Not shaped like a credential: only the env file says it is one.
@@ -69,15 +69,8 @@ class LeakyHealth(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def leaky_service() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), LeakyHealth)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_handler(LeakyHealth) as url:
+        yield url
 
 
 def test_secrets_in_health_answers_are_found_and_named_without_their_values(
