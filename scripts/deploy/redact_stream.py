@@ -27,9 +27,6 @@ from typing import TextIO
 from pytest_tria_deploy.helpers import SECRET_NAME, read_env_file
 from pytest_tria_deploy.redact import redact, register_secrets
 
-# Keys whose whole value is a secret (not TRIA_AGENT_MAX_TOKENS: a count); any other value
-# counts only for the password in a URL.
-
 
 def secret_values(values: Mapping[str, str]) -> list[str]:
     """The values a log must never show: secret-named ones, and every URL (for its password)."""
