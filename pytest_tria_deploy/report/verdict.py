@@ -20,6 +20,7 @@ from typing import Any
 
 from pytest_tria_deploy.outcomes import TestOutcome, cap
 from pytest_tria_deploy.redact import redact_tree
+from pytest_tria_deploy.report.writing import write_atomic
 from pytest_tria_deploy.settings import GateMode, TriaSettings
 from pytest_tria_deploy.stages import Stage
 
@@ -220,11 +221,9 @@ def _target_status(
 
 
 def write_verdict(verdict: Verdict, report_dir: Path) -> Path:
-    """Write verdict.json (every string already redacted) and return its path."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    path = report_dir / VERDICT_FILE
-    path.write_text(json.dumps(verdict.as_dict(), indent=2) + "\n", encoding="utf-8")
-    return path
+    """Write verdict.json (every string already redacted), whole or not at all like every report
+    file, and return its path."""
+    return write_atomic(report_dir / VERDICT_FILE, json.dumps(verdict.as_dict(), indent=2) + "\n")
 
 
 def tool_version() -> str:
